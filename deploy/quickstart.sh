@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# deploy/quickstart.sh - runs the whole phuxanh system on this machine (Debian 12).
+#
+#   deploy/quickstart.sh           install what is missing, build, start PostgreSQL and the services
+#   deploy/quickstart.sh status    print what runs
+#   deploy/quickstart.sh stop      stop the services and PostgreSQL
+#
+# Everything lives under ./var: the PostgreSQL cluster (var/pg), logs (var/log), pid files
+# (var/run). Running it again reuses what is there: no second initdb, no second copy of a
+# service that already runs. Environment: PX_PG_PORT (default 55439), PX_PG_BINDIR.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=SCRIPTDIR/lib/packages.sh
+source deploy/lib/packages.sh
+
+PGBIN="${PX_PG_BINDIR:-$PX_PG_BINDIR_DEFAULT}"
+PG_PORT_WANTED="${PX_PG_PORT:-55439}"
+VAR="$ROOT/var"
+LOGDIR="$VAR/log"
+RUNDIR="$VAR/run"
+PGLOG="$LOGDIR/postgres.log"
+
+ROSTER_ENDPOINT="tcp://127.0.0.1:7101"
+ACTIVATION_ENDPOINT="tcp://127.0.0.1:7102"
+GATEWAY_HTTP="127.0.0.1:8080"
+SERVICES=(roster activation gateway) # start order; stopped in reverse
+DATABASES=(roster activation)
+
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+# ---------------------------------------------------------------- helpers
+# alive PID: the process exists and is not a zombie waiting to be reaped.
+alive() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
+# The cluster lives in ./var/pg. As root it belongs to the postgres system user (the server
+# refuses to run as root), who must be able to reach it; when a parent of this checkout is closed
+# to that user, the cluster goes to /var/tmp/phuxanh-<hash of the checkout path> instead.
+PG_FALLBACK="/var/tmp/phuxanh-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+pg_base() { # pg_os_user (may be empty)
+    if [ "$IS_ROOT" -eq 0 ] || [ -f "$VAR/pg/data/PG_VERSION" ]; then
+        echo "$VAR/pg"
+    elif [ -f "$PG_FALLBACK/data/PG_VERSION" ]; then
+        echo "$PG_FALLBACK"
+    elif [ -n "$1" ] && [ -d "$VAR" ] && runuser -u "$1" -- test -x "$VAR" 2>/dev/null; then
+        echo "$VAR/pg"
+    else
+        echo "$PG_FALLBACK"
+    fi
+}
+
+# pg_cmd CMD...: runs CMD as the cluster's owner, from a directory that user can read.
+pg_cmd() {
+    (
+        cd "$PGBASE"
+        if [ -n "$PG_OS_USER" ]; then
+            runuser -u "$PG_OS_USER" -- "$@"
+        else
+            "$@"
+        fi
+    )
+}
+
+# Sets PGBASE, PGDATA and PG_OS_USER for an existing cluster (stop, status) or a new one (start).
+pg_locate() { # create: 1 to pick (and maybe create) the system user
+    PG_OS_USER=""
+    if [ "$IS_ROOT" -eq 1 ]; then
+        if [ "$1" = 1 ]; then
+            PG_OS_USER="$(px_pg_os_user)"
+        elif id -u postgres >/dev/null 2>&1; then
+            PG_OS_USER=postgres
+        fi
+    fi
+    PGBASE="$(pg_base "$PG_OS_USER")"
+    PGDATA="$PGBASE/data"
+    if [ "$IS_ROOT" -eq 1 ] && [ -d "$PGDATA" ]; then
+        PG_OS_USER="$(stat -c %U "$PGDATA")"
+    fi
+}
+
+pg_running() {
+    [ -f "$PGDATA/PG_VERSION" ] && pg_cmd "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1
+}
+
+# The port the running server listens on (line 4 of postmaster.pid).
+pg_port() {
+    sed -n 4p "$PGDATA/postmaster.pid"
+}
+
+service_bin() {
+    echo "$ROOT/build/services/$1/px-$1"
+}
+
+# service_pid NAME: prints the pid of NAME when it runs (its pid file names a live process whose
+# program is that service's binary).
+service_pid() {
+    local pidfile="$RUNDIR/$1.pid" pid argv0
+    [ -f "$pidfile" ] || return 1
+    pid="$(cat "$pidfile")"
+    [ -n "$pid" ] && alive "$pid" || return 1
+    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)"
+    [ "$argv0" = "$(service_bin "$1")" ] || return 1
+    echo "$pid"
+}
+
+service_where() {
+    case "$1" in
+    roster) echo "$ROSTER_ENDPOINT" ;;
+    activation) echo "$ACTIVATION_ENDPOINT" ;;
+    gateway) echo "http://$GATEWAY_HTTP" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- start
+start_postgres() {
+    mkdir -p "$VAR" "$LOGDIR" "$RUNDIR"
+    pg_locate 1
+    if [ "$PGBASE" != "$VAR/pg" ]; then
+        echo "    note: $PG_OS_USER cannot reach $VAR, so the cluster lives in $PGBASE"
+    fi
+    mkdir -p "$PGBASE"
+    if [ -n "$PG_OS_USER" ]; then
+        chown "$PG_OS_USER": "$PGBASE"
+        chmod 700 "$PGBASE"
+    fi
+    if [ ! -f "$PGDATA/PG_VERSION" ]; then
+        echo "==> initializing a PostgreSQL 15 cluster in $PGDATA"
+        pg_cmd "$PGBIN/initdb" -D "$PGDATA" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
+            >>"$PGLOG" 2>&1 || { tail -n 20 "$PGLOG" >&2; exit 1; }
+        local sockdir="$PGBASE/run"
+        # A unix socket path must fit in 107 bytes; past that the server listens on TCP only.
+        if [ ${#sockdir} -gt 90 ]; then
+            sockdir=""
+        else
+            pg_cmd mkdir -p "$sockdir"
+        fi
+        pg_cmd tee -a "$PGDATA/postgresql.conf" >/dev/null <<CONF
+
+# deploy/quickstart.sh: a local cluster for one machine, reachable from this machine only.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$sockdir'
+CONF
+    fi
+    if pg_running; then
+        PG_PORT="$(pg_port)"
+        echo "==> PostgreSQL already running on 127.0.0.1:$PG_PORT"
+        if [ "$PG_PORT" != "$PG_PORT_WANTED" ]; then
+            echo "    (not on PX_PG_PORT=$PG_PORT_WANTED; stop it first to change the port)"
+        fi
+    else
+        echo "==> starting PostgreSQL on 127.0.0.1:$PG_PORT_WANTED (log: $PGLOG)"
+        if ! pg_cmd "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 60 -o "-p $PG_PORT_WANTED" start \
+            >>"$PGLOG" 2>&1; then
+            echo "error: PostgreSQL did not start; the end of $PGLOG:" >&2
+            tail -n 15 "$PGLOG" >&2
+            echo "(if port $PG_PORT_WANTED is taken, choose another: PX_PG_PORT=NNNN $0)" >&2
+            exit 1
+        fi
+        PG_PORT="$PG_PORT_WANTED"
+    fi
+    local i
+    for i in $(seq 1 100); do
+        "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres && break
+        sleep 0.1
+    done
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres ||
+        { echo "error: PostgreSQL does not answer on port $PG_PORT" >&2; exit 1; }
+
+    local db
+    for db in "${DATABASES[@]}"; do
+        if [ "$("$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAq \
+            -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+            echo "    creating database $db"
+            "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
+        fi
+    done
+}
+
+START_FAILED=0
+start_service() { # name, env assignments...
+    local name="$1" bin pid
+    shift
+    bin="$(service_bin "$name")"
+    if [ ! -x "$bin" ]; then
+        echo "    skipped $name: ${bin#"$ROOT"/} is not built (yet)"
+        return 0
+    fi
+    if pid="$(service_pid "$name")"; then
+        echo "    $name already running (pid $pid)"
+        return 0
+    fi
+    (exec setsid env "$@" "$bin" </dev/null >>"$LOGDIR/$name.log" 2>&1) &
+    pid=$!
+    echo "$pid" >"$RUNDIR/$name.pid"
+    sleep 0.5
+    if alive "$pid"; then
+        echo "    started $name (pid $pid, log var/log/$name.log)"
+    else
+        rm -f "$RUNDIR/$name.pid"
+        START_FAILED=1
+        echo "    $name exited at once; the end of var/log/$name.log:" >&2
+        tail -n 15 "$LOGDIR/$name.log" | sed 's/^/      /' >&2
+    fi
+}
+
+cmd_start() {
+    px_install_packages "${PX_DEBIAN_PACKAGES[@]}"
+
+    # Same tree and build type as tests/run.sh --quick, but warnings do not stop a start.
+    echo "==> building build/"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_WERROR=OFF -DPX_SANITIZE= >/dev/null
+    cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
+
+    start_postgres
+    local url="postgresql://postgres@127.0.0.1:$PG_PORT"
+
+    echo "==> starting the services"
+    start_service roster PX_DB_URL="$url/roster" PX_LISTEN="$ROSTER_ENDPOINT" \
+        PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
+    start_service activation PX_DB_URL="$url/activation" PX_LISTEN="$ACTIVATION_ENDPOINT" \
+        PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT"
+    start_service gateway PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
+        PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
+
+    # ------------------------------------------------------------ load demo data
+    if [ -x deploy/load-demo.sh ]; then
+        echo "==> loading the demo data (deploy/load-demo.sh)"
+        if ! PX_PG_PORT="$PG_PORT" PX_PG_BINDIR="$PGBIN" \
+            PX_ROSTER_DB_URL="$url/roster" PX_ACTIVATION_DB_URL="$url/activation" \
+            PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" \
+            PX_GATEWAY_URL="http://$GATEWAY_HTTP" deploy/load-demo.sh; then
+            echo "error: deploy/load-demo.sh failed" >&2
+            START_FAILED=1
+        fi
+    fi
+
+    echo
+    cmd_status
+    echo
+    echo "Logs: var/log/.  Stop everything: deploy/quickstart.sh stop"
+    return "$START_FAILED"
+}
+
+# ---------------------------------------------------------------- stop
+stop_service() {
+    local name="$1" pid i
+    if ! pid="$(service_pid "$name")"; then
+        rm -f "$RUNDIR/$name.pid"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        echo "    $name did not stop within 10s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$RUNDIR/$name.pid"
+    echo "    stopped $name (pid $pid)"
+}
+
+cmd_stop() {
+    local i
+    echo "==> stopping the services"
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        stop_service "${SERVICES[$i]}"
+    done
+    pg_locate 0
+    if pg_running; then
+        echo "==> stopping PostgreSQL ($PGDATA)"
+        pg_cmd "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 60 stop -m fast >>"$PGLOG" 2>&1
+    fi
+    echo "stopped."
+}
+
+# ---------------------------------------------------------------- status
+cmd_status() {
+    local name pid
+    pg_locate 0
+    if [ ! -f "$PGDATA/PG_VERSION" ]; then
+        echo "PostgreSQL   not initialized (deploy/quickstart.sh creates it in $VAR/pg)"
+    elif pg_running; then
+        echo "PostgreSQL   running   postgresql://postgres@127.0.0.1:$(pg_port)/   databases:" \
+            "${DATABASES[*]}   data $PGDATA"
+    else
+        echo "PostgreSQL   stopped   data $PGDATA"
+    fi
+    for name in "${SERVICES[@]}"; do
+        if pid="$(service_pid "$name")"; then
+            printf '%-12s running   %s   pid %s\n' "$name" "$(service_where "$name")" "$pid"
+        elif [ -x "$(service_bin "$name")" ]; then
+            printf '%-12s stopped\n' "$name"
+        else
+            printf '%-12s not built\n' "$name"
+        fi
+    done
+}
+
+case "${1:-start}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+-h | --help | help) sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" ;;
+*)
+    echo "usage: $0 [start|stop|status]" >&2
+    exit 2
+    ;;
+esac

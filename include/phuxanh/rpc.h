@@ -1,0 +1,210 @@
+/*
+ * rpc.h - gRPC-style unary RPC over ZeroMQ (wire format: docs/PROTOCOL.md).
+ *
+ * Server: binds a ROUTER socket and serves protobuf-c generated services. A
+ * broker thread owns the socket and hands each call to the least busy of a
+ * pool of worker threads; each worker owns its database connection and its
+ * outgoing clients, so one slow handler stalls nobody else.
+ *
+ * Client: owned by one thread (ZeroMQ sockets never cross threads). It keeps
+ * one DEALER per endpoint, spreads calls over the connected ones, may have
+ * many calls in flight, and completes them by call id. A dead endpoint fails
+ * its calls with UNAVAILABLE; idempotent calls are retried elsewhere or later
+ * with backoff, within their deadline.
+ */
+#ifndef PHUXANH_RPC_H
+#define PHUXANH_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phuxanh/db.h"
+#include "phuxanh/log.h"
+#include "phuxanh/status.h"
+
+/* Default largest message (either frame) a server or client accepts: gRPC's default. */
+#define PX_RPC_MAX_MESSAGE_DEFAULT (4 * 1024 * 1024)
+/* Timeout applied when a caller gives none; servers cap what they accept at the max. */
+#define PX_RPC_DEFAULT_TIMEOUT_MS 10000
+#define PX_RPC_MAX_TIMEOUT_MS (24 * 3600 * 1000)
+/* Metadata bounds: a call carrying more is refused INVALID_ARGUMENT. */
+#define PX_RPC_MAX_METADATA 32
+#define PX_RPC_MAX_METADATA_VALUE 1024
+
+/* Well-known metadata keys. */
+#define PX_MD_REQUEST_ID "x-request-id"
+#define PX_MD_CALLER "x-caller"
+
+/* ---------------------------------------------------------------- metadata */
+
+typedef struct {
+    const char *key;
+    const char *value;
+} px_md_entry_t;
+
+/* A small ordered list of key/value pairs, owning copies of its strings. */
+typedef struct px_md_t px_md_t;
+px_md_t *px_md_new(void);
+void px_md_destroy(px_md_t **self_p);
+/* Replaces an existing key; returns -1 on allocation failure or bounds exceeded. */
+int px_md_set(px_md_t *self, const char *key, const char *value);
+const char *px_md_get(const px_md_t *self, const char *key);
+size_t px_md_size(const px_md_t *self);
+px_md_entry_t px_md_at(const px_md_t *self, size_t i);
+
+/* A new random request id (32 hex chars) into buf of at least 33 bytes. */
+void px_rpc_request_id_new(char *buf);
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct px_rpc_server_t px_rpc_server_t;
+typedef struct px_rpc_ctx_t px_rpc_ctx_t;
+typedef struct px_rpc_client_t px_rpc_client_t;
+
+/* A handler fills `reply` (already initialised to the method's output type) and returns a
+ * code. Anything it allocates for the reply comes from px_rpc_ctx_alloc (freed after the reply
+ * is sent). On a code other than OK the reply is not sent; px_rpc_fail sets the message. */
+typedef px_code_t (*px_rpc_handler_fn)(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                       ProtobufCMessage *reply);
+
+typedef struct {
+    const char *method; /* the method's name in the service descriptor, e.g. "Check" */
+    px_rpc_handler_fn handler;
+} px_rpc_method_t;
+
+typedef struct {
+    const char *service_name; /* for logs: "roster" */
+    const char *endpoint;     /* "tcp://127.0.0.1:7101" */
+    int workers;              /* 0: one per core */
+    size_t max_message;       /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
+    const char *db_url;       /* NULL: workers have no database; health is always SERVING */
+    int drain_ms;             /* bound on finishing calls in flight at stop; 0: 5000 */
+    px_log_t *log;            /* borrowed; may be NULL */
+} px_rpc_server_opts_t;
+
+px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
+void px_rpc_server_destroy(px_rpc_server_t **self_p);
+
+/* Serves service with the handlers given; methods without one answer UNIMPLEMENTED. `state`
+ * is handed to handlers through px_rpc_ctx_state and must be safe to share between workers.
+ * INVALID_ARGUMENT when a handler names no method of the descriptor. Call before start. */
+px_code_t px_rpc_server_add(px_rpc_server_t *self, const ProtobufCServiceDescriptor *service,
+                            const px_rpc_method_t *methods, size_t nmethods, void *state,
+                            px_status_t *st);
+
+/* Outgoing calls from handlers: each worker gets its own client for `endpoints` (comma
+ * separated), reached through px_rpc_ctx_peer(ctx, name). Call before start. */
+px_code_t px_rpc_server_add_peer(px_rpc_server_t *self, const char *name, const char *endpoints,
+                                 px_status_t *st);
+
+/* Binds and starts the broker and workers. UNAVAILABLE when the endpoint cannot be bound. */
+px_code_t px_rpc_server_start(px_rpc_server_t *self, px_status_t *st);
+/* The endpoint actually bound (useful with tcp://127.0.0.1:0 or "*"). */
+const char *px_rpc_server_endpoint(const px_rpc_server_t *self);
+/* Stops taking calls, finishes those in flight (bounded by drain_ms), joins the threads.
+ * Safe to call from a signal-handling thread; idempotent. */
+void px_rpc_server_stop(px_rpc_server_t *self);
+/* Blocks until SIGINT or SIGTERM, then stops. The signals must be blocked in all threads
+ * (px_rpc_block_signals before creating any) so this thread receives them with sigwait. */
+void px_rpc_server_run_until_signal(px_rpc_server_t *self);
+void px_rpc_block_signals(void);
+
+/* ---------------------------------------------------------------- handler context */
+
+void *px_rpc_ctx_state(px_rpc_ctx_t *ctx);
+/* The worker's database connection (NULL when the server has no db_url). */
+px_db_t *px_rpc_ctx_db(px_rpc_ctx_t *ctx);
+px_log_t *px_rpc_ctx_log(px_rpc_ctx_t *ctx);
+const char *px_rpc_ctx_method(const px_rpc_ctx_t *ctx);
+const char *px_rpc_ctx_request_id(const px_rpc_ctx_t *ctx);
+/* The caller's identity from metadata, or "" */
+const char *px_rpc_ctx_caller(const px_rpc_ctx_t *ctx);
+const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx);
+/* Absolute deadline (px_clock_us scale) and what is left of it, in microseconds (<= 0: none). */
+int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx);
+int64_t px_rpc_ctx_remaining_us(const px_rpc_ctx_t *ctx);
+/* This worker's client for a peer declared with px_rpc_server_add_peer, or NULL. */
+px_rpc_client_t *px_rpc_ctx_peer(px_rpc_ctx_t *ctx, const char *name);
+/* Call-lifetime memory: zeroed, freed after the reply is sent. NULL only when out of memory. */
+void *px_rpc_ctx_alloc(px_rpc_ctx_t *ctx, size_t size);
+char *px_rpc_ctx_strdup(px_rpc_ctx_t *ctx, const char *s);
+char *px_rpc_ctx_printf(px_rpc_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Sets the call's error message; returns code for `return px_rpc_fail(...)`. */
+px_code_t px_rpc_fail(px_rpc_ctx_t *ctx, px_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copies a status (code and message) into the call; returns its code. */
+px_code_t px_rpc_fail_status(px_rpc_ctx_t *ctx, const px_status_t *st);
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct {
+    int max_attempts;      /* for idempotent calls; 0: 5 */
+    int backoff_ms;        /* first retry delay, doubled each time; 0: 10 */
+    int backoff_max_ms;    /* 0: 1000 */
+    int connect_wait_ms;   /* how long a call waits for some endpoint to connect; 0: 1000 */
+    size_t max_message;    /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
+    const char *caller;    /* x-caller put on every call unless the call has its own; may be NULL */
+    px_log_t *log;         /* borrowed; may be NULL */
+} px_rpc_client_opts_t;
+
+/* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). */
+typedef struct {
+    int64_t timeout_ms;          /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
+    int64_t deadline_us;         /* absolute (px_clock_us); wins over timeout_ms when > 0 */
+    bool idempotent;             /* retry UNAVAILABLE */
+    const px_md_t *metadata;     /* may be NULL */
+    const px_rpc_ctx_t *parent;  /* inside a handler: inherit deadline, request id, caller */
+} px_rpc_call_opts_t;
+
+typedef struct px_rpc_call_t px_rpc_call_t;
+
+/* endpoints: comma separated ("tcp://a:1,tcp://b:1"). opts may be NULL. */
+px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_opts_t *opts,
+                                   px_status_t *st);
+void px_rpc_client_destroy(px_rpc_client_t **self_p);
+
+/* Marks a method ("/pkg.Service/Method") idempotent for every call on this client. */
+int px_rpc_client_set_idempotent(px_rpc_client_t *self, const char *method);
+
+/* Starts a call; never NULL unless out of memory. The call completes in px_rpc_client_wait or
+ * px_rpc_client_next. reply_type is the method's output descriptor. */
+px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
+                                   const ProtobufCMessage *request,
+                                   const ProtobufCMessageDescriptor *reply_type,
+                                   const px_rpc_call_opts_t *opts);
+/* Blocks until call is complete (other calls may complete meanwhile). */
+void px_rpc_client_wait(px_rpc_client_t *self, px_rpc_call_t *call);
+/* Waits up to timeout_ms (-1: forever) for any call to complete and returns it, NULL if none
+ * did or none is in flight. Completed calls are returned once each. */
+px_rpc_call_t *px_rpc_client_next(px_rpc_client_t *self, int timeout_ms);
+size_t px_rpc_client_in_flight(const px_rpc_client_t *self);
+
+bool px_rpc_call_done(const px_rpc_call_t *call);
+px_code_t px_rpc_call_code(const px_rpc_call_t *call);
+const char *px_rpc_call_message(const px_rpc_call_t *call);
+/* Response metadata (may be empty). */
+const px_md_t *px_rpc_call_metadata(const px_rpc_call_t *call);
+/* How many times the call was sent. */
+int px_rpc_call_attempts(const px_rpc_call_t *call);
+void *px_rpc_call_user(const px_rpc_call_t *call);
+void px_rpc_call_set_user(px_rpc_call_t *call, void *user);
+/* Hands over the unpacked reply (free with protobuf_c_message_free_unpacked(msg, NULL)), or
+ * NULL when the call failed or the reply was already taken. */
+ProtobufCMessage *px_rpc_call_take_reply(px_rpc_call_t *call);
+/* Frees a call; an unfinished call is abandoned (its late reply is dropped). */
+void px_rpc_call_destroy(px_rpc_call_t **call_p);
+
+/* Blocking call: start + wait. On OK *reply holds the reply (caller frees). */
+px_code_t px_rpc_client_call(px_rpc_client_t *self, const char *method,
+                             const ProtobufCMessage *request,
+                             const ProtobufCMessageDescriptor *reply_type, ProtobufCMessage **reply,
+                             const px_rpc_call_opts_t *opts, px_status_t *st);
+
+/* Health check helper: SERVING (1), NOT_SERVING (2)... or -1 with st set on call failure. */
+int px_rpc_health_check(px_rpc_client_t *self, const char *service, int64_t timeout_ms,
+                        px_status_t *st);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * service.h - the common main() of a phuxanh service process.
+ *
+ * Every service does the same things around its handlers: read PX_* config and
+ * flags, log as JSON, connect to its database with retry, apply its embedded
+ * migrations under an advisory lock, serve its RPC service plus Health, and
+ * stop gracefully on SIGTERM. A service describes itself in a px_service_def_t
+ * and calls px_service_main from its main().
+ */
+#ifndef PHUXANH_SERVICE_H
+#define PHUXANH_SERVICE_H
+
+#include "phuxanh/config.h"
+#include "phuxanh/db.h"
+#include "phuxanh/log.h"
+#include "phuxanh/rpc.h"
+
+typedef struct {
+    const char *name;    /* "roster": logs, advisory lock, x-caller of its outgoing calls */
+    const char *summary; /* one line for --help */
+    const char *default_listen;
+    const ProtobufCServiceDescriptor *descriptor;
+    const px_rpc_method_t *methods;
+    size_t nmethods;
+    const px_migration_t *migrations;
+    size_t nmigrations;
+    /* Peers this service calls: for each name N, option "N-endpoints" / PX_N_ENDPOINTS. */
+    const char *const *peers;
+    /* Service-specific options (NULL-name terminated), or NULL. */
+    const px_config_option_t *options;
+    /* Builds the state shared by all handlers after migrations ran; may be NULL. */
+    void *(*state_new)(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st);
+    void (*state_destroy)(void **state_p);
+    /* Called once serving, from the main thread's view; may start background threads. */
+    px_code_t (*started)(void *state, const px_config_t *cfg, px_status_t *st);
+} px_service_def_t;
+
+/* Runs the service until SIGTERM/SIGINT. Returns the process exit code. */
+int px_service_main(const px_service_def_t *def, int argc, char **argv);
+
+#endif

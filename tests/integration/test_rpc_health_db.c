@@ -1,0 +1,81 @@
+/*
+ * test_rpc_health_db.c - Health/Check follows the server's database: NOT_SERVING
+ * while PostgreSQL refuses the server, SERVING again once it accepts it, with no
+ * restart of the server.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phuxanh/clock.h"
+#include "phuxanh/rpc.h"
+#include "px_test.h"
+#include "testd_proc.h"
+
+#define SERVING 1
+#define NOT_SERVING 2
+
+/* Polls health until it answers `want` or 10 s pass. */
+static int s_wait_health(px_rpc_client_t *c, int want)
+{
+    px_status_t st;
+    int got = -1;
+    for (int i = 0; i < 100; i++) {
+        got = px_rpc_health_check(c, "", 3000, &st);
+        if (got == want) {
+            return got;
+        }
+        px_sleep_us(100000);
+    }
+    return got;
+}
+
+static void test_health_follows_database(void)
+{
+    char *url = px_test_db_new("health");
+    PX_REQUIRE(url);
+    const char *dbname = strrchr(url, '/') + 1;
+    char arg[512];
+    snprintf(arg, sizeof arg, "--db-url=%s", url);
+    const char *extra[] = {arg, "--workers=2", NULL};
+    testd_t srv;
+    PX_REQUIRE(testd_start(&srv, NULL, extra) == 0);
+    px_status_t st;
+    px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
+    PX_REQUIRE(c);
+    PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+
+    char sql[512];
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", dbname);
+    PX_CHECK_INT_EQ(px_test_admin_exec(sql), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+             dbname);
+    PX_CHECK_INT_EQ(px_test_admin_exec(sql), 0);
+    /* Every worker must notice: ask several times so each answers at least once. */
+    PX_CHECK_INT_EQ(s_wait_health(c, NOT_SERVING), NOT_SERVING);
+    for (int i = 0; i < 6; i++) {
+        PX_CHECK_INT_EQ(px_rpc_health_check(c, "", 3000, &st), NOT_SERVING);
+    }
+
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", dbname);
+    PX_CHECK_INT_EQ(px_test_admin_exec(sql), 0);
+    PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+    for (int i = 0; i < 6; i++) {
+        PX_CHECK_INT_EQ(px_rpc_health_check(c, "", 3000, &st), SERVING);
+    }
+    px_rpc_client_destroy(&c);
+    PX_CHECK_INT_EQ(testd_stop(&srv, SIGTERM), 0);
+    free(url);
+}
+
+static const px_test_case_t s_cases[] = {
+    {"health_follows_database", test_health_follows_database},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return px_test_main(argc, argv, s_cases);
+}

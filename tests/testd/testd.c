@@ -1,0 +1,196 @@
+/*
+ * testd.c - px-testd, a server of phuxanh.test.v1.Echo on the real RPC runtime.
+ *
+ * The RPC tests need a server whose behaviour they can steer (sleep, fail with a
+ * code, answer big, count calls, call itself) without any domain logic in the
+ * way. It prints "READY <endpoint>" on stdout once it serves, so a test can
+ * start it on port 0 and learn where it listens.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phuxanh/clock.h"
+#include "phuxanh/config.h"
+#include "phuxanh/log.h"
+#include "phuxanh/rpc.h"
+#include "phuxanh/test/v1/echo.pb-c.h"
+
+#define COUNT_KEYS 1024
+
+typedef struct {
+    pthread_mutex_t lock;
+    char *keys[COUNT_KEYS];
+    uint64_t counts[COUNT_KEYS];
+    size_t n;
+} state_t;
+
+static void s_fill_common(px_rpc_ctx_t *ctx, Phuxanh__Test__V1__EchoReply *rep)
+{
+    rep->request_id = px_rpc_ctx_strdup(ctx, px_rpc_ctx_request_id(ctx));
+    rep->caller = px_rpc_ctx_strdup(ctx, px_rpc_ctx_caller(ctx));
+    int64_t left = px_rpc_ctx_remaining_us(ctx);
+    rep->remaining_ms = left > 0 ? left / 1000 : left;
+    rep->pid = (int32_t)getpid();
+}
+
+static px_code_t s_echo(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                        ProtobufCMessage *reply)
+{
+    const Phuxanh__Test__V1__EchoRequest *req = (const Phuxanh__Test__V1__EchoRequest *)request;
+    Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
+    if (req->sleep_ms) {
+        px_sleep_us((int64_t)req->sleep_ms * 1000);
+    }
+    if (req->fail_code) {
+        return px_rpc_fail(ctx, (px_code_t)req->fail_code, "%s",
+                           req->fail_message ? req->fail_message : "");
+    }
+    if (req->reply_size) {
+        rep->payload.data = px_rpc_ctx_alloc(ctx, req->reply_size);
+        if (!rep->payload.data) {
+            return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        rep->payload.len = req->reply_size;
+    } else {
+        rep->payload = req->payload; /* the request lives until the reply is packed */
+    }
+    s_fill_common(ctx, rep);
+    return PX_OK;
+}
+
+static px_code_t s_count(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                         ProtobufCMessage *reply)
+{
+    const Phuxanh__Test__V1__CountRequest *req = (const Phuxanh__Test__V1__CountRequest *)request;
+    Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
+    state_t *st = px_rpc_ctx_state(ctx);
+    const char *key = req->key ? req->key : "";
+    uint64_t count = 0;
+    pthread_mutex_lock(&st->lock);
+    size_t i = 0;
+    while (i < st->n && strcmp(st->keys[i], key) != 0) {
+        i++;
+    }
+    if (i == st->n && st->n < COUNT_KEYS) {
+        st->keys[st->n++] = strdup(key);
+    }
+    if (i < st->n) {
+        count = ++st->counts[i];
+    }
+    pthread_mutex_unlock(&st->lock);
+    rep->count = count;
+    s_fill_common(ctx, rep);
+    return PX_OK;
+}
+
+static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                           ProtobufCMessage *reply)
+{
+    const Phuxanh__Test__V1__ForwardRequest *req =
+        (const Phuxanh__Test__V1__ForwardRequest *)request;
+    Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
+    px_rpc_client_t *peer = px_rpc_ctx_peer(ctx, "self");
+    if (!peer) {
+        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no peer named self (--peer-self)");
+    }
+    Phuxanh__Test__V1__EchoRequest empty = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
+    px_rpc_call_opts_t o = {.parent = ctx};
+    ProtobufCMessage *inner = NULL;
+    px_status_t st;
+    if (px_rpc_client_call(peer, "/phuxanh.test.v1.Echo/Echo",
+                           req->inner ? &req->inner->base : &empty.base,
+                           &phuxanh__test__v1__echo_reply__descriptor, &inner, &o,
+                           &st) != PX_OK) {
+        return px_rpc_fail_status(ctx, &st);
+    }
+    Phuxanh__Test__V1__EchoReply *in = (Phuxanh__Test__V1__EchoReply *)inner;
+    /* Hand back what the inner call saw: its budget and request id prove propagation. */
+    rep->remaining_ms = in->remaining_ms;
+    rep->request_id = px_rpc_ctx_strdup(ctx, in->request_id ? in->request_id : "");
+    rep->caller = px_rpc_ctx_strdup(ctx, in->caller ? in->caller : "");
+    rep->pid = in->pid;
+    protobuf_c_message_free_unpacked(inner, NULL);
+    return PX_OK;
+}
+
+static const px_rpc_method_t s_methods[] = {
+    {"Echo", s_echo},
+    {"Count", s_count},
+    {"Forward", s_forward},
+};
+
+static const px_config_option_t s_options[] = {
+    {"listen", "PX_LISTEN", "tcp://127.0.0.1:0", "endpoint to bind"},
+    {"db-url", "PX_DB_URL", NULL, "PostgreSQL URL (health follows it)"},
+    {"workers", "PX_WORKERS", "0", "worker threads (0: one per core)"},
+    {"max-message", "PX_MAX_MESSAGE", "4194304", "largest message in bytes"},
+    {"peer-self", "PX_PEER_SELF", NULL, "endpoints of the server Forward calls"},
+    {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"drain-ms", "PX_DRAIN_MS", "5000", "how long stopping waits for calls in flight"},
+    {NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    bool help = false;
+    px_status_t st;
+    px_log_t *log = NULL;
+    px_rpc_server_t *server = NULL;
+    state_t state = {.n = 0};
+    pthread_mutex_init(&state.lock, NULL);
+    px_rpc_block_signals();
+    px_config_t *cfg = px_config_parse("px-testd", "Echo test server for the RPC runtime",
+                                       s_options, argc, argv, &help, &st);
+    if (!cfg) {
+        if (help) {
+            return 0;
+        }
+        fprintf(stderr, "px-testd: %s\n", st.message);
+        return 2;
+    }
+    int64_t workers = 0, max_message = 0, drain = 0;
+    px_log_level_t level = PX_LOG_INFO;
+    if (px_config_int(cfg, "workers", 0, 256, &workers, &st) != PX_OK ||
+        px_config_int(cfg, "max-message", 1024, 1 << 30, &max_message, &st) != PX_OK ||
+        px_config_int(cfg, "drain-ms", 1, 600000, &drain, &st) != PX_OK ||
+        !px_log_level_parse(px_config_get(cfg, "log-level"), &level)) {
+        fprintf(stderr, "px-testd: %s\n", st.message);
+        goto done;
+    }
+    log = px_log_new("testd", level, 2);
+    px_rpc_server_opts_t opts = {
+        .service_name = "testd",
+        .endpoint = px_config_get(cfg, "listen"),
+        .workers = (int)workers,
+        .max_message = (size_t)max_message,
+        .db_url = px_config_get(cfg, "db-url"),
+        .drain_ms = (int)drain,
+        .log = log,
+    };
+    server = px_rpc_server_new(&opts, &st);
+    if (!server ||
+        px_rpc_server_add(server, &phuxanh__test__v1__echo__descriptor, s_methods,
+                          sizeof s_methods / sizeof s_methods[0], &state, &st) != PX_OK ||
+        (px_config_get(cfg, "peer-self") &&
+         px_rpc_server_add_peer(server, "self", px_config_get(cfg, "peer-self"), &st) != PX_OK) ||
+        px_rpc_server_start(server, &st) != PX_OK) {
+        fprintf(stderr, "px-testd: %s\n", st.message);
+        goto done;
+    }
+    printf("READY %s\n", px_rpc_server_endpoint(server));
+    fflush(stdout);
+    px_rpc_server_run_until_signal(server);
+    rc = 0;
+done:
+    px_rpc_server_destroy(&server);
+    for (size_t i = 0; i < state.n; i++) {
+        free(state.keys[i]);
+    }
+    px_log_destroy(&log);
+    px_config_destroy(&cfg);
+    return rc;
+}
