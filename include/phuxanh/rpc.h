@@ -141,22 +141,22 @@ px_code_t px_rpc_fail_status(px_rpc_ctx_t *ctx, const px_status_t *st);
 /* ---------------------------------------------------------------- client */
 
 typedef struct {
-    int max_attempts;      /* for idempotent calls; 0: 5 */
-    int backoff_ms;        /* first retry delay, doubled each time; 0: 10 */
-    int backoff_max_ms;    /* 0: 1000 */
-    int connect_wait_ms;   /* how long a call waits for some endpoint to connect; 0: 1000 */
-    size_t max_message;    /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
-    const char *caller;    /* x-caller put on every call unless the call has its own; may be NULL */
-    px_log_t *log;         /* borrowed; may be NULL */
+    int max_attempts;    /* for idempotent calls; 0: 5 */
+    int backoff_ms;      /* first retry delay, doubled each time; 0: 10 */
+    int backoff_max_ms;  /* 0: 1000 */
+    int connect_wait_ms; /* how long a call waits for some endpoint to connect; 0: 1000 */
+    size_t max_message;  /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
+    const char *caller;  /* x-caller put on every call unless the call has its own; may be NULL */
+    px_log_t *log;       /* borrowed; may be NULL */
 } px_rpc_client_opts_t;
 
 /* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). */
 typedef struct {
-    int64_t timeout_ms;          /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
-    int64_t deadline_us;         /* absolute (px_clock_us); wins over timeout_ms when > 0 */
-    bool idempotent;             /* retry UNAVAILABLE */
-    const px_md_t *metadata;     /* may be NULL */
-    const px_rpc_ctx_t *parent;  /* inside a handler: inherit deadline, request id, caller */
+    int64_t timeout_ms;         /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
+    int64_t deadline_us;        /* absolute (px_clock_us); wins over timeout_ms when > 0 */
+    bool idempotent;            /* retry UNAVAILABLE */
+    const px_md_t *metadata;    /* may be NULL */
+    const px_rpc_ctx_t *parent; /* inside a handler: inherit deadline, request id, caller */
 } px_rpc_call_opts_t;
 
 typedef struct px_rpc_call_t px_rpc_call_t;

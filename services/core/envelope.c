@@ -64,8 +64,8 @@ static int s_pack(zmq_msg_t *out, const ProtobufCMessage *msg)
     return 0;
 }
 
-int px__envelope_request(zmq_msg_t *out, uint64_t call_id, const char *method,
-                         uint32_t timeout_ms, const px_md_t *md)
+int px__envelope_request(zmq_msg_t *out, uint64_t call_id, const char *method, uint32_t timeout_ms,
+                         const px_md_t *md)
 {
     Phuxanh__Rpc__V1__MetadataEntry entries[PX_RPC_MAX_METADATA];
     Phuxanh__Rpc__V1__MetadataEntry *ptrs[PX_RPC_MAX_METADATA];
@@ -119,7 +119,8 @@ int px__md_from_pb(px_md_t *md, Phuxanh__Rpc__V1__MetadataEntry **entries, size_
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!entries[i]->key || !entries[i]->value || px_md_set(md, entries[i]->key, entries[i]->value) != 0) {
+        if (!entries[i]->key || !entries[i]->value ||
+            px_md_set(md, entries[i]->key, entries[i]->value) != 0) {
             return -1;
         }
     }

@@ -37,7 +37,7 @@ struct px_rpc_call_t {
     size_t request_len;
     px_md_t *md;
     int64_t deadline_us;
-    int64_t next_try_us; /* while waiting: when to try sending again */
+    int64_t next_try_us;   /* while waiting: when to try sending again */
     int64_t wait_until_us; /* while waiting for a connection: give up then */
     int backoff_ms;
     bool idempotent;
@@ -125,8 +125,8 @@ static int s_endpoint_open(px_rpc_client_t *self, int i, const char *address)
     /* A fresh name each time: a freed client's monitor endpoint may linger a moment, and a
      * new client at the same address must not collide with it. */
     snprintf(mon, sizeof mon, "inproc://px-mon-%lu", px__unique_id());
-    if (zmq_socket_monitor(ep->sock, mon,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+    if (zmq_socket_monitor(ep->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) !=
+        0) {
         return -1;
     }
     ep->monitor = zmq_socket(ctx, ZMQ_PAIR);
@@ -191,8 +191,7 @@ px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_op
             goto fail;
         }
         if (s_endpoint_open(self, self->neps++, tok) != 0) {
-            px_status_set(st, PX_INVALID_ARGUMENT, "endpoint %.200s: %s", tok,
-                          zmq_strerror(errno));
+            px_status_set(st, PX_INVALID_ARGUMENT, "endpoint %.200s: %s", tok, zmq_strerror(errno));
             goto fail;
         }
     }
@@ -527,7 +526,7 @@ static void s_read_reply(px_rpc_client_t *self, int epi)
         Phuxanh__Rpc__V1__ResponseHeader *h =
             zmq_msg_size(&hdr) <= PX_RPC_MAX_HEADER
                 ? phuxanh__rpc__v1__response_header__unpack(NULL, zmq_msg_size(&hdr),
-                                                             zmq_msg_data(&hdr))
+                                                            zmq_msg_data(&hdr))
                 : NULL;
         px_rpc_call_t *c = h ? s_find_active(self, h->call_id) : NULL;
         if (c && c->state == CALL_SENT && c->endpoint == epi) {
@@ -623,8 +622,8 @@ static int64_t s_timers(px_rpc_client_t *self)
         if (now >= c->deadline_us) {
             s_complete(self, c, PX_DEADLINE_EXCEEDED, "deadline exceeded");
         } else if (c->state == CALL_WAITING) {
-            bool due = c->next_try_us ? now >= c->next_try_us
-                                      : (any_ready || now >= c->wait_until_us);
+            bool due =
+                c->next_try_us ? now >= c->next_try_us : (any_ready || now >= c->wait_until_us);
             if (due) {
                 c->next_try_us = 0;
                 s_try_send(self, c);

@@ -33,8 +33,8 @@ unsigned long px__unique_id(void);
 
 /* ---- envelope */
 /* Packs a header into a fresh zmq message. -1 on failure. */
-int px__envelope_request(zmq_msg_t *out, uint64_t call_id, const char *method,
-                         uint32_t timeout_ms, const px_md_t *md);
+int px__envelope_request(zmq_msg_t *out, uint64_t call_id, const char *method, uint32_t timeout_ms,
+                         const px_md_t *md);
 int px__envelope_response(zmq_msg_t *out, uint64_t call_id, px_code_t code, const char *message,
                           const px_md_t *md);
 /* Splits "/pkg.Service/Method" into service and method (copied into the buffers). */

@@ -146,8 +146,7 @@ px_code_t px_rpc_server_add(px_rpc_server_t *self, const ProtobufCServiceDescrip
         return px_status_set(st, PX_FAILED_PRECONDITION, "server already started");
     }
     if (self->nservices == MAX_SERVICES) {
-        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "too many services (max %d)",
-                             MAX_SERVICES);
+        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "too many services (max %d)", MAX_SERVICES);
     }
     service_t *svc = &self->services[self->nservices];
     svc->handlers = calloc(service->n_methods ? service->n_methods : 1, sizeof(px_rpc_handler_fn));
@@ -349,8 +348,8 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     char svc_name[NAME_MAX_LEN], m_name[NAME_MAX_LEN];
     if (px__method_split(method, svc_name, sizeof svc_name, m_name, sizeof m_name) != 0) {
         code = PX_UNIMPLEMENTED;
-        snprintf(msgbuf, sizeof msgbuf, "method: \"%.200s\" is not of the form /package.Service/Method",
-                 method);
+        snprintf(msgbuf, sizeof msgbuf,
+                 "method: \"%.200s\" is not of the form /package.Service/Method", method);
         msg = msgbuf;
         goto reply;
     }
@@ -400,6 +399,11 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     };
     px_status_clear(&ctx.status);
     code = fn(&ctx, req, rep);
+    if (w->db) {
+        /* A handler that failed half-way may leave a transaction open (or lost): close it
+         * here, once, so the next call on this worker starts clean. Free when idle. */
+        px_db_rollback(w->db);
+    }
     if (!px_code_valid((int)code)) {
         code = PX_UNKNOWN;
     }
@@ -673,7 +677,8 @@ static void s_begin_drain(broker_t *b)
         b->qlen--;
         s_broker_refuse(b, p, PX_UNAVAILABLE, "server is shutting down");
     }
-    px_log_emit(b->server->opts.log, PX_LOG_INFO, "RPC-DRAIN", "stopping: finishing calls in flight",
+    px_log_emit(b->server->opts.log, PX_LOG_INFO, "RPC-DRAIN",
+                "stopping: finishing calls in flight",
                 PX_LOG_FIELDS(PX_LI("busy", b->server->nworkers - b->nidle)));
 }
 
@@ -694,7 +699,8 @@ static void *s_broker_main(void *arg)
     zmq_setsockopt(b.back, ZMQ_RCVHWM, &hwm, sizeof hwm);
     /* Workers may connect before this bind: libzmq queues inproc connects until it happens. */
     if (zmq_bind(b.back, server->inproc) != 0) {
-        px_log_emit(server->opts.log, PX_LOG_ERROR, "RPC-BROKER-FAIL", "cannot bind the worker socket",
+        px_log_emit(server->opts.log, PX_LOG_ERROR, "RPC-BROKER-FAIL",
+                    "cannot bind the worker socket",
                     PX_LOG_FIELDS(PX_LS("error", zmq_strerror(errno))));
         goto done;
     }
@@ -825,8 +831,7 @@ px_code_t px_rpc_server_start(px_rpc_server_t *self, px_status_t *st)
     for (int i = 0; i < self->nworkers; i++) {
         self->workers[i].server = self;
         self->workers[i].index = i;
-        if (pthread_create(&self->workers[i].thread, NULL, s_worker_main, &self->workers[i]) ==
-            0) {
+        if (pthread_create(&self->workers[i].thread, NULL, s_worker_main, &self->workers[i]) == 0) {
             self->workers[i].started = 1;
         }
     }

@@ -51,7 +51,7 @@ static px_config_option_t *s_options(const px_service_def_t *def, char **owned, 
         owned[(*nowned)++] = strdup(name);
         owned[(*nowned)++] = strdup(env);
         opts[n++] = (px_config_option_t){owned[*nowned - 2], owned[*nowned - 1], NULL,
-                                          "ZeroMQ endpoints of this peer, comma separated"};
+                                         "ZeroMQ endpoints of this peer, comma separated"};
     }
     for (size_t i = 0; def->options && def->options[i].name && n < MAX_OPTIONS; i++) {
         opts[n++] = def->options[i];

@@ -77,7 +77,8 @@ static void test_request_id_generated_and_returned(void)
     const char *rid = px_md_get(px_rpc_call_metadata(call), PX_MD_REQUEST_ID);
     PX_REQUIRE(rid);
     PX_CHECK_INT_EQ(strlen(rid), 32);
-    Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)px_rpc_call_take_reply(call);
+    Phuxanh__Test__V1__EchoReply *rep =
+        (Phuxanh__Test__V1__EchoReply *)px_rpc_call_take_reply(call);
     PX_REQUIRE(rep);
     PX_CHECK_STR_EQ(rep->request_id, rid);
     protobuf_c_message_free_unpacked(&rep->base, NULL);

@@ -50,8 +50,7 @@ static void test_health_follows_database(void)
     snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", dbname);
     PX_CHECK_INT_EQ(px_test_admin_exec(sql), 0);
     snprintf(sql, sizeof sql,
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-             dbname);
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'", dbname);
     PX_CHECK_INT_EQ(px_test_admin_exec(sql), 0);
     /* Every worker must notice: ask several times so each answers at least once. */
     PX_CHECK_INT_EQ(s_wait_health(c, NOT_SERVING), NOT_SERVING);

@@ -122,7 +122,8 @@ static px_code_t s_echo_sleep(px_rpc_client_t *c, unsigned sleep_ms, bool idempo
     if (attempts) {
         *attempts = px_rpc_call_attempts(call);
     }
-    Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)px_rpc_call_take_reply(call);
+    Phuxanh__Test__V1__EchoReply *rep =
+        (Phuxanh__Test__V1__EchoReply *)px_rpc_call_take_reply(call);
     if (pid) {
         *pid = rep ? rep->pid : 0;
     }

@@ -36,8 +36,7 @@ static void s_fill_common(px_rpc_ctx_t *ctx, Phuxanh__Test__V1__EchoReply *rep)
     rep->pid = (int32_t)getpid();
 }
 
-static px_code_t s_echo(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                        ProtobufCMessage *reply)
+static px_code_t s_echo(px_rpc_ctx_t *ctx, const ProtobufCMessage *request, ProtobufCMessage *reply)
 {
     const Phuxanh__Test__V1__EchoRequest *req = (const Phuxanh__Test__V1__EchoRequest *)request;
     Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
@@ -102,8 +101,7 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
     px_status_t st;
     if (px_rpc_client_call(peer, "/phuxanh.test.v1.Echo/Echo",
                            req->inner ? &req->inner->base : &empty.base,
-                           &phuxanh__test__v1__echo_reply__descriptor, &inner, &o,
-                           &st) != PX_OK) {
+                           &phuxanh__test__v1__echo_reply__descriptor, &inner, &o, &st) != PX_OK) {
         return px_rpc_fail_status(ctx, &st);
     }
     Phuxanh__Test__V1__EchoReply *in = (Phuxanh__Test__V1__EchoReply *)inner;

@@ -192,9 +192,9 @@ void px_bench_report(const px_bench_result_t *r)
                                 r->p50_us, r->p99_us, r->mean_us, r->max_us, r->calls);
     }
     if (r->thr_s > 0 && len < sizeof line) {
-        len += (size_t)snprintf(line + len, sizeof line - len, "thr%ld=%.0f thr_calls=%ld thr_s=%.2f ",
-                                r->inflight, (double)r->thr_calls / r->thr_s, r->thr_calls,
-                                r->thr_s);
+        len +=
+            (size_t)snprintf(line + len, sizeof line - len, "thr%ld=%.0f thr_calls=%ld thr_s=%.2f ",
+                             r->inflight, (double)r->thr_calls / r->thr_s, r->thr_calls, r->thr_s);
     }
     if (len > 0 && len < sizeof line) {
         line[len - 1] = '\0'; /* the trailing space */

@@ -39,14 +39,14 @@ typedef struct {
 } px_bench_opts_t;
 
 typedef struct {
-    long calls;       /* timed calls in the latency phase (0: phase skipped) */
+    long calls; /* timed calls in the latency phase (0: phase skipped) */
     double p50_us;
     double p99_us;
     double mean_us;
     double max_us;
-    long inflight;    /* as measured in the throughput phase */
-    long thr_calls;   /* calls completed in the counted window (0 with thr_s 0: skipped) */
-    double thr_s;     /* length of the counted window */
+    long inflight;  /* as measured in the throughput phase */
+    long thr_calls; /* calls completed in the counted window (0 with thr_s 0: skipped) */
+    double thr_s;   /* length of the counted window */
 } px_bench_result_t;
 
 /* Fills opts from argv (defaults first). On a bad or unknown option prints usage to stderr

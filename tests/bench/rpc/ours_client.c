@@ -42,9 +42,9 @@ static int s_call(s_bench_t *b)
 {
     px_status_t st;
     ProtobufCMessage *reply = NULL;
-    px_code_t code = px_rpc_client_call(b->client, S_METHOD, &b->request->base,
-                                        &phuxanh__test__v1__echo_reply__descriptor, &reply, NULL,
-                                        &st);
+    px_code_t code =
+        px_rpc_client_call(b->client, S_METHOD, &b->request->base,
+                           &phuxanh__test__v1__echo_reply__descriptor, &reply, NULL, &st);
     if (code != PX_OK) {
         fprintf(stderr, "bench-rpc-ours: call failed: %s: %s\n", px_code_name(code), st.message);
         return -1;
@@ -134,8 +134,7 @@ static int s_throughput(s_bench_t *b, const px_bench_opts_t *o, px_bench_result_
     while (px_rpc_client_in_flight(b->client) > 0) {
         px_rpc_call_t *call = px_rpc_client_next(b->client, S_NEXT_TIMEOUT_MS);
         if (!call) {
-            fprintf(stderr, "bench-rpc-ours: no call completed within %d ms\n",
-                    S_NEXT_TIMEOUT_MS);
+            fprintf(stderr, "bench-rpc-ours: no call completed within %d ms\n", S_NEXT_TIMEOUT_MS);
             return -1;
         }
         if (s_finish(b, call)) {

@@ -137,8 +137,7 @@ int main(int argc, char **argv)
     zmq_setsockopt(c.sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c.sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
     if (zmq_connect(c.sock, o.endpoint) != 0) {
-        fprintf(stderr, "raw-zmq-client: cannot connect %s: %s\n", o.endpoint,
-                zmq_strerror(errno));
+        fprintf(stderr, "raw-zmq-client: cannot connect %s: %s\n", o.endpoint, zmq_strerror(errno));
         goto done;
     }
     if (s_latency(&c, &o, &r) || s_throughput(&c, &o, &r)) {
