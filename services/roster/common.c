@@ -1,0 +1,151 @@
+/*
+ * common.c - helpers every roster handler uses: audit rows, paging tokens,
+ * day and code checks, and database failures turned into call status.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phuxanh/pbutil.h"
+#include "phuxanh/text.h"
+#include "roster.h"
+
+static const px_db_stmt_t s_audit_insert = {
+    "roster_audit_insert",
+    "INSERT INTO audit (caller, method, request_id, detail) VALUES ($1, $2, $3, $4::jsonb)",
+};
+
+px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json)
+{
+    const char *params[4] = {px_rpc_ctx_caller(ctx), px_rpc_ctx_method(ctx),
+                             px_rpc_ctx_request_id(ctx), detail_json};
+    px_status_t st;
+    if (px_db_execp(px_rpc_ctx_db(ctx), &s_audit_insert, 4, params, NULL, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    return PX_OK;
+}
+
+px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
+{
+    if (st->code == PX_UNAVAILABLE) {
+        return px_rpc_fail(ctx, PX_UNAVAILABLE, "roster database unavailable: %s", st->message);
+    }
+    return px_rpc_fail_status(ctx, st);
+}
+
+px_code_t roster_page_size(px_rpc_ctx_t *ctx, int32_t asked, int32_t def, int32_t max, int *out)
+{
+    if (asked < 0) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "page_size: must not be negative (%d)", asked);
+    }
+    *out = asked == 0 ? def : (asked > max ? max : asked);
+    return PX_OK;
+}
+
+/* Tokens are "p1." then the key in hex: opaque to clients, trivially checked here. */
+char *roster_token_make(px_rpc_ctx_t *ctx, const char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(key);
+    char *t = px_rpc_ctx_alloc(ctx, 3 + 2 * n + 1);
+    if (!t) {
+        return NULL;
+    }
+    memcpy(t, "p1.", 3);
+    for (size_t i = 0; i < n; i++) {
+        t[3 + 2 * i] = hex[(unsigned char)key[i] >> 4];
+        t[3 + 2 * i + 1] = hex[(unsigned char)key[i] & 15];
+    }
+    t[3 + 2 * n] = '\0';
+    return t;
+}
+
+static int s_hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+px_code_t roster_token_read(px_rpc_ctx_t *ctx, const char *token, const char **key)
+{
+    if (!token || !*token) {
+        *key = "";
+        return PX_OK;
+    }
+    size_t n = strlen(token);
+    if (n < 3 || strncmp(token, "p1.", 3) != 0 || (n - 3) % 2 != 0 || n > 4096) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "page_token: not a token from this service");
+    }
+    size_t len = (n - 3) / 2;
+    char *k = px_rpc_ctx_alloc(ctx, len + 1);
+    if (!k) {
+        return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < len; i++) {
+        int hi = s_hexval(token[3 + 2 * i]), lo = s_hexval(token[3 + 2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
+                               "page_token: not a token from this service");
+        }
+        k[i] = (char)(hi << 4 | lo);
+        if (k[i] == '\0') {
+            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
+                               "page_token: not a token from this service");
+        }
+    }
+    k[len] = '\0';
+    if (!px_utf8_valid(k, len)) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "page_token: not a token from this service");
+    }
+    *key = k;
+    return PX_OK;
+}
+
+px_code_t roster_day(px_rpc_ctx_t *ctx, const char *field, const char *value, char *out)
+{
+    int32_t days;
+    if (!value || !*value) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "%s: must be set (YYYY-MM-DD)", field);
+    }
+    if (!px_day_parse(value, &days)) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
+                           "%s: \"%.40s\" is not a calendar day (YYYY-MM-DD)", field,
+                           px_utf8_valid(value, strlen(value)) ? value : "?");
+    }
+    px_day_format(days, out);
+    return PX_OK;
+}
+
+px_code_t roster_code(px_rpc_ctx_t *ctx, const char *field, const char *value)
+{
+    if (!value || !*value) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "%s: must be set", field);
+    }
+    size_t n = strlen(value);
+    bool ok = n <= ROSTER_CODE_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = value[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    }
+    if (!ok) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
+                           "%s: must be 1 to %d ASCII letters, digits or '-'", field,
+                           ROSTER_CODE_MAX);
+    }
+    return PX_OK;
+}
+
+Google__Protobuf__Timestamp *roster_ts_from_pg(px_rpc_ctx_t *ctx, const PGresult *res, int row,
+                                               int col)
+{
+    if (PQgetisnull(res, row, col)) {
+        return NULL;
+    }
+    return px_ts_new(ctx, strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
