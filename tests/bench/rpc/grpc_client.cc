@@ -21,7 +21,8 @@
 #include "bench.h"
 #include "bench_echo.grpc.pb.h"
 
-namespace {
+namespace
+{
 
 using phuxanh::bench::v1::Echo;
 using phuxanh::bench::v1::EchoReply;
@@ -125,7 +126,7 @@ bool Throughput(Echo::Stub *stub, const EchoRequest &request, const px_bench_opt
     return !failed.load();
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv)
 {

@@ -19,12 +19,14 @@
 
 #include "bench_echo.grpc.pb.h"
 
-namespace {
+namespace
+{
 
 // Bounds the wait for calls in flight at shutdown, so a stuck client cannot hold the runner.
 constexpr auto kDrain = std::chrono::seconds(2);
 
-class EchoService final : public phuxanh::bench::v1::Echo::Service {
+class EchoService final : public phuxanh::bench::v1::Echo::Service
+{
     grpc::Status Echo(grpc::ServerContext *, const phuxanh::bench::v1::EchoRequest *request,
                       phuxanh::bench::v1::EchoReply *reply) override
     {
@@ -33,7 +35,7 @@ class EchoService final : public phuxanh::bench::v1::Echo::Service {
     }
 };
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv)
 {

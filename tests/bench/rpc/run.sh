@@ -62,8 +62,19 @@ done
 }
 mkdir -p "$logs"
 
-# The server process we started, if one is running; the trap stops it on any exit.
+# The server and client processes we started, if running; the traps stop them on any exit.
+# The client runs in the background under `wait` so that a signal is handled at once, not
+# after the client's own run.
 server_pid=
+client_pid=
+
+# shellcheck disable=SC2317 # called from the EXIT trap
+stop_client() {
+    [[ -n $client_pid ]] || return 0
+    kill -TERM "$client_pid" 2>/dev/null || true
+    wait "$client_pid" 2>/dev/null || true
+    client_pid=
+}
 
 stop_server() {
     [[ -n $server_pid ]] || return 0
@@ -80,9 +91,9 @@ stop_server() {
     fi
     wait "$pid" 2>/dev/null || true
 }
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT
-trap 'stop_server; exit 143' TERM
+trap 'stop_client; stop_server' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # A port on 127.0.0.1 nothing listens on (a refused connect means free).
 free_port() {
@@ -175,14 +186,23 @@ run_way() {
     fi
     start_server "$way" "${server_cmd[@]}" || return 1
     echo "rpc: $way: server ready at $server_endpoint, measuring" >&2
-    if ! line=$(timeout "$client_timeout" "${client_bin[$way]}" --endpoint "$server_endpoint" \
-            "${client_args[@]}" 2>"$logs/$way-client.log" | tail -n 1); then
+    timeout "$client_timeout" "${client_bin[$way]}" --endpoint "$server_endpoint" \
+        "${client_args[@]}" >"$logs/$way-client.out" 2>"$logs/$way-client.log" &
+    client_pid=$!
+    local rc=0
+    wait "$client_pid" || rc=$?
+    client_pid=
+    stop_server
+    if [[ $rc -ne 0 ]]; then
         cat "$logs/$way-client.log" >&2
-        echo "rpc: $way: client failed" >&2
-        stop_server
+        if [[ $rc -eq 124 ]]; then
+            echo "rpc: $way: client timed out after ${client_timeout}s" >&2
+        else
+            echo "rpc: $way: client failed (exit $rc)" >&2
+        fi
         return 1
     fi
-    stop_server
+    line=$(tail -n 1 "$logs/$way-client.out")
     p50[$way]=$(field p50_us "$line")
     p99[$way]=$(field p99_us "$line")
     thr[$way]=$(field "thr$INFLIGHT" "$line")
