@@ -182,45 +182,41 @@ static void *s_kill_then_restart(void *p)
     return NULL;
 }
 
-static void test_idempotent_call_retried(void)
+/* Starts a 500 ms call, kills the server under it and restarts it; returns the call's code
+ * and how often it was sent. */
+static px_code_t s_call_across_restart(bool idempotent, int *attempts)
 {
     restarter_t r = {.delay_ms = 200};
     snprintf(r.ep, sizeof r.ep, "tcp://127.0.0.1:%d", px_test_free_port());
     testd_t srv;
     r.srv = &srv;
-    PX_REQUIRE(testd_start(&srv, r.ep, NULL) == 0);
+    if (testd_start(&srv, r.ep, NULL) != 0) {
+        return PX_INTERNAL;
+    }
     px_status_t st;
     px_rpc_client_t *c = px_rpc_client_new(r.ep, NULL, &st);
-    PX_REQUIRE(c);
     pthread_t th;
     pthread_create(&th, NULL, s_kill_then_restart, &r);
-    int attempts = 0;
-    /* Sleeps 500 ms: the server dies under it, comes back, and the retry succeeds. */
-    PX_CHECK_INT_EQ(s_echo_sleep(c, 500, true, 8000, &attempts, NULL), PX_OK);
-    PX_CHECK(attempts >= 2);
+    px_code_t code = c ? s_echo_sleep(c, 500, idempotent, 8000, attempts, NULL) : PX_INTERNAL;
     pthread_join(th, NULL);
     px_rpc_client_destroy(&c);
     testd_stop(&srv, SIGTERM);
+    return code;
+}
+
+static void test_idempotent_call_retried(void)
+{
+    int attempts = 0;
+    /* The server dies under the call, comes back, and the retry succeeds. */
+    PX_CHECK_INT_EQ(s_call_across_restart(true, &attempts), PX_OK);
+    PX_CHECK(attempts >= 2);
 }
 
 static void test_non_idempotent_call_not_retried(void)
 {
-    restarter_t r = {.delay_ms = 200};
-    snprintf(r.ep, sizeof r.ep, "tcp://127.0.0.1:%d", px_test_free_port());
-    testd_t srv;
-    r.srv = &srv;
-    PX_REQUIRE(testd_start(&srv, r.ep, NULL) == 0);
-    px_status_t st;
-    px_rpc_client_t *c = px_rpc_client_new(r.ep, NULL, &st);
-    PX_REQUIRE(c);
-    pthread_t th;
-    pthread_create(&th, NULL, s_kill_then_restart, &r);
     int attempts = 0;
-    PX_CHECK_INT_EQ(s_echo_sleep(c, 500, false, 8000, &attempts, NULL), PX_UNAVAILABLE);
+    PX_CHECK_INT_EQ(s_call_across_restart(false, &attempts), PX_UNAVAILABLE);
     PX_CHECK_INT_EQ(attempts, 1);
-    pthread_join(th, NULL);
-    px_rpc_client_destroy(&c);
-    testd_stop(&srv, SIGTERM);
 }
 
 static void test_replicas_share_calls(void)
@@ -258,7 +254,7 @@ static void test_deadline_propagates(void)
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", px_test_free_port());
     char peer[96];
-    snprintf(peer, sizeof peer, "--peer-self=%s", ep);
+    snprintf(peer, sizeof peer, "--self-endpoints=%s", ep);
     const char *extra[] = {peer, NULL};
     testd_t srv;
     PX_REQUIRE(testd_start(&srv, ep, extra) == 0);

@@ -13,9 +13,8 @@
 #include <unistd.h>
 
 #include "phuxanh/clock.h"
-#include "phuxanh/config.h"
-#include "phuxanh/log.h"
 #include "phuxanh/rpc.h"
+#include "phuxanh/service.h"
 #include "phuxanh/test/v1/echo.pb-c.h"
 
 #define COUNT_KEYS 1024
@@ -93,7 +92,7 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
     Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
     px_rpc_client_t *peer = px_rpc_ctx_peer(ctx, "self");
     if (!peer) {
-        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no peer named self (--peer-self)");
+        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no peer named self (--self-endpoints)");
     }
     Phuxanh__Test__V1__EchoRequest empty = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
     px_rpc_call_opts_t o = {.parent = ctx};
@@ -120,75 +119,50 @@ static const px_rpc_method_t s_methods[] = {
     {"Forward", s_forward},
 };
 
-static const px_config_option_t s_options[] = {
-    {"listen", "PX_LISTEN", "tcp://127.0.0.1:0", "endpoint to bind"},
-    {"db-url", "PX_DB_URL", NULL, "PostgreSQL URL (health follows it)"},
-    {"workers", "PX_WORKERS", "0", "worker threads (0: one per core)"},
-    {"max-message", "PX_MAX_MESSAGE", "4194304", "largest message in bytes"},
-    {"peer-self", "PX_PEER_SELF", NULL, "endpoints of the server Forward calls"},
-    {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
-    {"drain-ms", "PX_DRAIN_MS", "5000", "how long stopping waits for calls in flight"},
-    {NULL, NULL, NULL, NULL},
-};
+static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st)
+{
+    (void)cfg;
+    (void)db;
+    (void)log;
+    state_t *state = calloc(1, sizeof *state);
+    if (!state) {
+        px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&state->lock, NULL);
+    return state;
+}
+
+static void s_state_destroy(void **state_p)
+{
+    state_t *state = *state_p;
+    if (state) {
+        for (size_t i = 0; i < state->n; i++) {
+            free(state->keys[i]);
+        }
+        pthread_mutex_destroy(&state->lock);
+        free(state);
+        *state_p = NULL;
+    }
+}
+
+/* Forward calls its own peer "self" (--self-endpoints), to test deadline propagation. */
+static const char *const s_peers[] = {"self", NULL};
 
 int main(int argc, char **argv)
 {
-    int rc = 1;
-    bool help = false;
-    px_status_t st;
-    px_log_t *log = NULL;
-    px_rpc_server_t *server = NULL;
-    state_t state = {.n = 0};
-    pthread_mutex_init(&state.lock, NULL);
-    px_rpc_block_signals();
-    px_config_t *cfg = px_config_parse("px-testd", "Echo test server for the RPC runtime",
-                                       s_options, argc, argv, &help, &st);
-    if (!cfg) {
-        if (help) {
-            return 0;
-        }
-        fprintf(stderr, "px-testd: %s\n", st.message);
-        return 2;
-    }
-    int64_t workers = 0, max_message = 0, drain = 0;
-    px_log_level_t level = PX_LOG_INFO;
-    if (px_config_int(cfg, "workers", 0, 256, &workers, &st) != PX_OK ||
-        px_config_int(cfg, "max-message", 1024, 1 << 30, &max_message, &st) != PX_OK ||
-        px_config_int(cfg, "drain-ms", 1, 600000, &drain, &st) != PX_OK ||
-        !px_log_level_parse(px_config_get(cfg, "log-level"), &level)) {
-        fprintf(stderr, "px-testd: %s\n", st.message);
-        goto done;
-    }
-    log = px_log_new("testd", level, 2);
-    px_rpc_server_opts_t opts = {
-        .service_name = "testd",
-        .endpoint = px_config_get(cfg, "listen"),
-        .workers = (int)workers,
-        .max_message = (size_t)max_message,
-        .db_url = px_config_get(cfg, "db-url"),
-        .drain_ms = (int)drain,
-        .log = log,
+    /* The same main as every service: a database is optional here (--db-url makes health
+     * follow it), and there are no migrations. */
+    px_service_def_t def = {
+        .name = "testd",
+        .summary = "Echo test server for the RPC runtime",
+        .default_listen = "tcp://127.0.0.1:0",
+        .descriptor = &phuxanh__test__v1__echo__descriptor,
+        .methods = s_methods,
+        .nmethods = sizeof s_methods / sizeof s_methods[0],
+        .peers = s_peers,
+        .state_new = s_state_new,
+        .state_destroy = s_state_destroy,
     };
-    server = px_rpc_server_new(&opts, &st);
-    if (!server ||
-        px_rpc_server_add(server, &phuxanh__test__v1__echo__descriptor, s_methods,
-                          sizeof s_methods / sizeof s_methods[0], &state, &st) != PX_OK ||
-        (px_config_get(cfg, "peer-self") &&
-         px_rpc_server_add_peer(server, "self", px_config_get(cfg, "peer-self"), &st) != PX_OK) ||
-        px_rpc_server_start(server, &st) != PX_OK) {
-        fprintf(stderr, "px-testd: %s\n", st.message);
-        goto done;
-    }
-    printf("READY %s\n", px_rpc_server_endpoint(server));
-    fflush(stdout);
-    px_rpc_server_run_until_signal(server);
-    rc = 0;
-done:
-    px_rpc_server_destroy(&server);
-    for (size_t i = 0; i < state.n; i++) {
-        free(state.keys[i]);
-    }
-    px_log_destroy(&log);
-    px_config_destroy(&cfg);
-    return rc;
+    return px_service_main(&def, argc, argv);
 }
