@@ -150,10 +150,11 @@ typedef struct {
     px_log_t *log;       /* borrowed; may be NULL */
 } px_rpc_client_opts_t;
 
-/* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). */
+/* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). The call's
+ * deadline is the earliest of deadline_us, the parent's deadline and now + timeout_ms. */
 typedef struct {
     int64_t timeout_ms;         /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
-    int64_t deadline_us;        /* absolute (px_clock_us); wins over timeout_ms when > 0 */
+    int64_t deadline_us;        /* absolute (px_clock_us); 0: none */
     bool idempotent;            /* retry UNAVAILABLE */
     const px_md_t *metadata;    /* may be NULL */
     const px_rpc_ctx_t *parent; /* inside a handler: inherit deadline, request id, caller */

@@ -431,14 +431,17 @@ px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
     c->backoff_ms = self->opts.backoff_ms;
     c->idempotent = opts->idempotent || s_is_idempotent(self, method);
     int64_t now = px_clock_us();
-    if (opts->deadline_us > 0) {
-        c->deadline_us = opts->deadline_us;
-    } else if (opts->parent && px_rpc_ctx_deadline_us(opts->parent) > 0) {
-        c->deadline_us = px_rpc_ctx_deadline_us(opts->parent);
-    } else {
-        int64_t t = opts->timeout_ms > 0 ? opts->timeout_ms : PX_RPC_DEFAULT_TIMEOUT_MS;
-        c->deadline_us = now + t * 1000;
+    /* The earliest of what was given: an explicit deadline, the parent call's deadline, and
+     * the timeout; the default timeout only when none was. */
+    int64_t deadline = 0;
+    int64_t given[3] = {opts->deadline_us, opts->parent ? px_rpc_ctx_deadline_us(opts->parent) : 0,
+                        opts->timeout_ms > 0 ? now + opts->timeout_ms * 1000 : 0};
+    for (int i = 0; i < 3; i++) {
+        if (given[i] > 0 && (deadline == 0 || given[i] < deadline)) {
+            deadline = given[i];
+        }
     }
+    c->deadline_us = deadline > 0 ? deadline : now + (int64_t)PX_RPC_DEFAULT_TIMEOUT_MS * 1000;
     if (!c->method || !c->md || s_push(&self->active, &self->nactive, &self->cap_active, c) != 0) {
         s_call_free(c);
         return NULL;

@@ -255,7 +255,8 @@ static void test_deadline_propagates(void)
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", px_test_free_port());
     char peer[96];
     snprintf(peer, sizeof peer, "--self-endpoints=%s", ep);
-    const char *extra[] = {peer, NULL};
+    /* Enough workers that the inner calls never wait for one. */
+    const char *extra[] = {peer, "--workers=4", NULL};
     testd_t srv;
     PX_REQUIRE(testd_start(&srv, ep, extra) == 0);
     px_status_t st;
@@ -286,6 +287,16 @@ static void test_deadline_propagates(void)
                                        &phuxanh__test__v1__echo_reply__descriptor, &rep, &o, &st),
                     PX_DEADLINE_EXCEEDED);
     PX_CHECK(px_clock_us() - t0 < 1000000);
+    /* Regression: an inner timeout shorter than the parent's budget wins (the parent's
+     * deadline used to override it). */
+    inner.sleep_ms = 1000;
+    req.inner_timeout_ms = 200;
+    o.timeout_ms = 5000;
+    t0 = px_clock_us();
+    PX_CHECK_INT_EQ(px_rpc_client_call(c, FORWARD, &req.base,
+                                       &phuxanh__test__v1__echo_reply__descriptor, &rep, &o, &st),
+                    PX_DEADLINE_EXCEEDED);
+    PX_CHECK(px_clock_us() - t0 < 800000);
     px_md_destroy(&md);
     px_rpc_client_destroy(&c);
     testd_stop(&srv, SIGKILL); /* a worker still sleeps in the inner call */

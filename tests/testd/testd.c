@@ -95,7 +95,7 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
         return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no peer named self (--self-endpoints)");
     }
     Phuxanh__Test__V1__EchoRequest empty = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
-    px_rpc_call_opts_t o = {.parent = ctx};
+    px_rpc_call_opts_t o = {.parent = ctx, .timeout_ms = req->inner_timeout_ms};
     ProtobufCMessage *inner = NULL;
     px_status_t st;
     if (px_rpc_client_call(peer, "/phuxanh.test.v1.Echo/Echo",

@@ -1,0 +1,155 @@
+/*
+ * activation.h - what the activation service's files share: its state, the
+ * unit-tree cache, the citizen ID check, the method tables each file
+ * contributes, and helpers for what every handler does (audit, database
+ * failures, building array parameters).
+ *
+ * Each file owns one group of methods and exports its table; main.c joins
+ * them. Handlers follow validate -> load -> decide -> write -> reply, with
+ * their SQL as named statements at the top of their file.
+ */
+#ifndef PX_ACTIVATION_H
+#define PX_ACTIVATION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phuxanh/activation/v1/activation.pb-c.h"
+#include "phuxanh/db.h"
+#include "phuxanh/log.h"
+#include "phuxanh/roster/v1/roster.pb-c.h"
+#include "phuxanh/rpc.h"
+
+/* Bounds on what one call may carry (the proto's comments state them to clients). */
+#define ACT_MAX_EVENTS 1000
+#define ACT_MAX_TARGETS 10000
+#define ACT_MAX_TARGET 100000000
+#define ACT_KEY_MAX 128
+#define ACT_CODE_MAX 32
+#define ACT_CAMPAIGN_MAX 64
+#define ACT_NOTE_MAX 500
+/* Clock skew allowed on occurred_at ("not in the future, a few minutes of skew"). */
+#define ACT_FUTURE_SKEW_US (5LL * 60 * 1000000)
+/* The longest the roster is waited for inside a call: past that the event is taken
+ * unverified (duty) or refused UNAVAILABLE (an unknown unit). */
+#define ACT_ROSTER_BUDGET_MS 2000
+/* The pseudo-stage under which totals keeps the open follow-ups of a unit. */
+#define ACT_TOTAL_FOLLOW_UPS 101
+
+#define ACT_HMAC_BYTES 32
+#define ACT_SECRET_BYTES 32
+
+/* ---------------------------------------------------------------- citizen ID */
+
+/* Checks a 12-digit CCCD number against the event's year (in Viet Nam): 12 ASCII digits, a
+ * province-of-birth code of Decree 137/2015, a century-and-sex digit, and an age of at least
+ * 14 that year. On failure writes a message naming "citizen_id" (never the number) into msg
+ * and returns false. */
+bool act_citizen_id_check(const char *id, int event_year, char *msg, size_t cap);
+/* HMAC-SHA256 of the 12 digits under secret; the citizen's key. */
+void act_citizen_key(const unsigned char secret[ACT_SECRET_BYTES], const char *id,
+                     unsigned char out[ACT_HMAC_BYTES]);
+/* Is code one of the 63 province-of-birth codes ("001".."096")? */
+bool act_province_code_valid(const char *code3);
+
+/* ---------------------------------------------------------------- unit tree cache */
+
+typedef struct act_units_t act_units_t;
+
+typedef struct {
+    char code[ACT_CODE_MAX + 1];
+    char parent[ACT_CODE_MAX + 1];
+    int level; /* Phuxanh__Roster__V1__UnitLevel: 1 province .. 4 neighborhood */
+    char *name;
+} act_unit_t;
+
+act_units_t *act_units_new(void);
+void act_units_destroy(act_units_t **self_p);
+/* Loads the local units table into the cache (at start). */
+px_code_t act_units_load(act_units_t *self, px_db_t *db, px_status_t *st);
+/* Copies the unit into *out; false when unknown to the cache. Thread-safe. */
+bool act_units_get(act_units_t *self, const char *code, act_unit_t *out);
+/* Makes sure every code (and its ancestors) is in the cache: asks the roster's GetUnits for
+ * those it does not know (one call, budget min(remaining, ACT_ROSTER_BUDGET_MS)), stores what
+ * comes back in the cache and the local units table. OK when the roster answered (codes it
+ * does not know stay unknown); UNAVAILABLE when there was something to ask and the roster
+ * could not answer. */
+px_code_t act_units_ensure(act_units_t *self, px_rpc_ctx_t *ctx, const char *const *codes, size_t n,
+                           px_status_t *st);
+/* Stores units (from GetUnits or ListUnits) in the cache and, when db is not NULL, in the
+ * local units table (one statement). */
+px_code_t act_units_store(act_units_t *self, px_db_t *db, Phuxanh__Roster__V1__Unit *const *units,
+                          size_t n, px_status_t *st);
+/* The chain of codes a count goes to for a ward (and optional neighborhood): the
+ * neighborhood, the ward, then each ancestor up to the province. Returns how many (<= cap). */
+size_t act_units_chain(act_units_t *self, const char *ward, const char *neighborhood,
+                       char out[][ACT_CODE_MAX + 1], size_t cap);
+int64_t act_units_version(act_units_t *self);
+/* Records the tree version of a complete read (in memory and in units_sync). */
+px_code_t act_units_set_version(act_units_t *self, px_db_t *db, int64_t version, px_status_t *st);
+
+/* ---------------------------------------------------------------- the service */
+
+typedef struct act_verifier_t act_verifier_t;
+
+/* Shared by all workers: the secret and the config are read-only after start; the unit cache
+ * locks itself. */
+typedef struct {
+    unsigned char secret[ACT_SECRET_BYTES];
+    act_units_t *units;
+    px_log_t *log;
+    int verify_interval_ms;
+    act_verifier_t *verifier;
+} act_t;
+
+/* Method tables, one per file. */
+extern const px_rpc_method_t act_events_methods[];
+extern const size_t act_events_methods_count;
+extern const px_rpc_method_t act_progress_methods[];
+extern const size_t act_progress_methods_count;
+
+/* The background pass (verifier.c): every interval, asks the roster about the events whose
+ * volunteer could not be checked, and refreshes the unit tree (ListUnits since_version). Its
+ * own database connection and its own client. */
+act_verifier_t *act_verifier_start(act_t *act, const char *db_url, const char *roster_endpoints,
+                                   px_status_t *st);
+void act_verifier_stop(act_verifier_t **self_p);
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Appends one row to the audit table (inside the caller's transaction): caller, method and
+ * request id from ctx, detail a JSON object text or NULL. */
+px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);
+/* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
+px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
+/* The deadline of a roster call made inside a handler: the call's own deadline or
+ * ACT_ROSTER_BUDGET_MS from now, whichever comes first. (With opts.parent set the client takes
+ * the parent's deadline and ignores timeout_ms, so the budget must be a deadline.) */
+int64_t act_roster_deadline(px_rpc_ctx_t *ctx);
+/* A code as it may be echoed in a message: itself, unless it holds 12 digits in a row (an ID
+ * number put in the wrong field must not come back in a message or a log). */
+const char *act_echo(const char *code);
+/* A code: 1..max of [A-Za-z0-9-_.]. */
+bool act_code_ok(const char *s, size_t max);
+
+/* A PostgreSQL array literal built element by element ("{\"a\",\"b\",NULL}"). */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} act_arr_t;
+void act_arr_init(act_arr_t *a);
+/* s NULL appends SQL NULL. */
+void act_arr_add(act_arr_t *a, const char *s);
+void act_arr_addf(act_arr_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The finished literal ("{...}"), or NULL when out of memory. Owned by a. */
+const char *act_arr_end(act_arr_t *a);
+void act_arr_free(act_arr_t *a);
+
+/* Lowercase hex of n bytes into out (2n+1). */
+void act_hex(const unsigned char *in, size_t n, char *out);
+
+#endif

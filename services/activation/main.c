@@ -1,0 +1,168 @@
+/*
+ * main.c - px-activation: targets, application events and the citizen state
+ * machine, counts and progress (phuxanh.activation.v1.ActivationService).
+ *
+ * Each file contributes the table of the methods it implements; this one
+ * joins them, reads the citizen-key secret (refusing to start without it:
+ * without the secret no citizen could be told from another), and hands the
+ * service to the common service main. The secret is never logged.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "phuxanh/service.h"
+
+extern const px_migration_t px_activation_migrations[];
+extern const size_t px_activation_migrations_count;
+
+static const px_config_option_t s_options[] = {
+    {"citizen-key-file", "PX_CITIZEN_KEY_FILE", NULL,
+     "file holding the citizen-key secret: 64 hex characters (32 bytes)"},
+    {"citizen-key", "PX_CITIZEN_KEY", NULL,
+     "the citizen-key secret itself, 64 hex characters (prefer the file)"},
+    {"verify-interval-ms", "PX_VERIFY_INTERVAL_MS", "30000",
+     "how often the background pass re-checks unverified volunteers and refreshes units"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const char *const s_peers[] = {"roster", NULL};
+
+/* Reads 64 hex characters (surrounding spaces and a newline allowed) into secret. */
+static px_code_t s_secret_parse(const char *text, unsigned char *secret, px_status_t *st)
+{
+    size_t len = 0;
+    const char *end = NULL;
+    while (*text == ' ' || *text == '\n' || *text == '\r' || *text == '\t') {
+        text++;
+    }
+    if (sodium_hex2bin(secret, ACT_SECRET_BYTES, text, strlen(text), " \r\n\t", &len, &end) != 0 ||
+        len != ACT_SECRET_BYTES || (end && *end)) {
+        return px_status_set(st, PX_INVALID_ARGUMENT,
+                             "citizen-key: must be 64 hex characters (32 bytes)");
+    }
+    return PX_OK;
+}
+
+static px_code_t s_secret_load(const px_config_t *cfg, unsigned char *secret, px_status_t *st)
+{
+    const char *file = px_config_get(cfg, "citizen-key-file");
+    const char *inline_key = px_config_get(cfg, "citizen-key");
+    if (file && *file) {
+        char buf[256] = {0};
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            return px_status_set(st, PX_INVALID_ARGUMENT, "citizen-key-file: cannot open: %s",
+                                 strerror(errno));
+        }
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        px_code_t code = s_secret_parse(buf, secret, st);
+        sodium_memzero(buf, sizeof buf);
+        return code;
+    }
+    if (inline_key && *inline_key) {
+        return s_secret_parse(inline_key, secret, st);
+    }
+    return px_status_set(st, PX_INVALID_ARGUMENT,
+                         "citizen-key: must be set (citizen-key-file / PX_CITIZEN_KEY_FILE, or "
+                         "citizen-key / PX_CITIZEN_KEY): refusing to start without it");
+}
+
+static void s_state_destroy(void **state_p)
+{
+    act_t *self = *state_p;
+    if (self) {
+        act_verifier_stop(&self->verifier);
+        act_units_destroy(&self->units);
+        sodium_memzero(self->secret, sizeof self->secret);
+        free(self);
+        *state_p = NULL;
+    }
+}
+
+static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st)
+{
+    if (sodium_init() < 0) {
+        px_status_set(st, PX_INTERNAL, "libsodium could not be initialised");
+        return NULL;
+    }
+    int64_t interval = 0;
+    if (px_config_int(cfg, "verify-interval-ms", 10, 86400000, &interval, st) != PX_OK) {
+        return NULL;
+    }
+    act_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    void *state = self;
+    self->log = log;
+    self->verify_interval_ms = (int)interval;
+    if (s_secret_load(cfg, self->secret, st) != PX_OK) {
+        goto fail;
+    }
+    self->units = act_units_new();
+    if (!self->units) {
+        px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+    }
+    if (act_units_load(self->units, db, st) != PX_OK) {
+        goto fail;
+    }
+    return self;
+fail:
+    s_state_destroy(&state);
+    return NULL;
+}
+
+static px_code_t s_started(void *state, const px_config_t *cfg, px_status_t *st)
+{
+    act_t *self = state;
+    const char *roster = px_config_get(cfg, "roster-endpoints");
+    if (!roster || !*roster) {
+        px_log_emit(self->log, PX_LOG_WARN, "ACT-NO-ROSTER",
+                    "no roster endpoints: units and duty cannot be checked", NULL);
+        return PX_OK;
+    }
+    self->verifier = act_verifier_start(self, px_config_get(cfg, "db-url"), roster, st);
+    return self->verifier ? PX_OK : st->code;
+}
+
+int main(int argc, char **argv)
+{
+    const struct {
+        const px_rpc_method_t *methods;
+        size_t count;
+    } groups[] = {
+        {act_events_methods, act_events_methods_count},
+        {act_progress_methods, act_progress_methods_count},
+    };
+    px_rpc_method_t methods[32];
+    size_t n = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        for (size_t i = 0; i < groups[g].count && n < 32; i++) {
+            methods[n++] = groups[g].methods[i];
+        }
+    }
+    px_service_def_t def = {
+        .name = "activation",
+        .summary = "phuxanh activation service: application events, counts, progress",
+        .default_listen = "tcp://127.0.0.1:7102",
+        .descriptor = &phuxanh__activation__v1__activation_service__descriptor,
+        .methods = methods,
+        .nmethods = n,
+        .migrations = px_activation_migrations,
+        .nmigrations = px_activation_migrations_count,
+        .peers = s_peers,
+        .options = s_options,
+        .state_new = s_state_new,
+        .state_destroy = s_state_destroy,
+        .started = s_started,
+    };
+    return px_service_main(&def, argc, argv);
+}

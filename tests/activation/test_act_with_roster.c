@@ -1,0 +1,213 @@
+/*
+ * test_act_with_roster.c - px-activation against a real px-roster process (its own fresh
+ * database, units, volunteers, a wave and assignments put in by SQL): units and duty come
+ * from the roster; the roster killed, events are still taken unverified; the roster started
+ * again on the same endpoint, the background pass verifies them.
+ *
+ * Until the roster answers GetUnits (its handlers are being written) the test reports itself
+ * skipped (exit 77, ctest's SKIP_RETURN_CODE); until it answers CheckDuty the duty case is left
+ * out, saying so.
+ */
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act_fixture.h"
+#include "phuxanh/clock.h"
+#include "px_test.h"
+
+#define SKIP 77
+
+static char *s_roster_db;
+static char s_roster_listen[64];
+static testd_t s_roster;
+
+static const char *const s_roster_sql =
+    "INSERT INTO units (code, name, level, parent_code, version) VALUES "
+    "('74', 'Bình Dương', 1, NULL, nextval('unit_tree_version')), "
+    "('725', 'Thuận An', 2, '74', nextval('unit_tree_version')), "
+    "('718', 'Thủ Dầu Một', 2, '74', nextval('unit_tree_version')), "
+    "('25966', 'Lái Thiêu', 3, '725', nextval('unit_tree_version')), "
+    "('25969', 'Bình Nhâm', 3, '725', nextval('unit_tree_version')), "
+    "('25747', 'Phú Cường', 3, '718', nextval('unit_tree_version')), "
+    "('25966-01', 'Đông Nhì', 4, '25966', nextval('unit_tree_version'));"
+    "INSERT INTO volunteers (code, full_name, name_folded) VALUES "
+    "('TN0001', 'Nguyễn Văn An', 'nguyen van an'), ('TN0002', 'Trần Thị Bình', 'tran thi binh');"
+    "INSERT INTO campaigns (id, name, starts_on, ends_on) VALUES "
+    "('tn-2023', 'Cuối tuần', '2023-07-29', '2023-08-27');"
+    "INSERT INTO waves (campaign_id, day, capacity) VALUES ('tn-2023', '2023-07-29', 30);"
+    "INSERT INTO assignments (volunteer_code, day, campaign_id, unit_code) VALUES "
+    "('TN0001', '2023-07-29', 'tn-2023', '25966'), ('TN0002', '2023-07-29', 'tn-2023', '25969');";
+
+static int s_roster_start(void)
+{
+    char db_arg[600];
+    snprintf(db_arg, sizeof db_arg, "--db-url=%s", s_roster_db);
+    const char *args[] = {s_roster_listen, db_arg, "--log-level=warn", NULL};
+    return proc_start(&s_roster, "services/roster/px-roster", args);
+}
+
+/* Does the roster answer this method (anything but UNIMPLEMENTED)? */
+static bool s_roster_has(const char *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *reply_type)
+{
+    px_status_t st;
+    px_rpc_client_t *c = px_rpc_client_new(s_roster.endpoint, NULL, &st);
+    if (!c) {
+        return false;
+    }
+    char full[128];
+    snprintf(full, sizeof full, "/phuxanh.roster.v1.RosterService/%s", method);
+    ProtobufCMessage *reply = NULL;
+    px_rpc_call_opts_t o = {.timeout_ms = 5000};
+    px_code_t code = px_rpc_client_call(c, full, req, reply_type, &reply, &o, &st);
+    if (reply) {
+        protobuf_c_message_free_unpacked(reply, NULL);
+    }
+    px_rpc_client_destroy(&c);
+    return code != PX_UNIMPLEMENTED && code != PX_UNAVAILABLE;
+}
+
+static long long s_wait(act_fixture_t *f, const char *sql, long long want)
+{
+    long long got = -1;
+    for (int i = 0; i < 150 && got != want; i++) {
+        got = act_sql_int(f, sql);
+        if (got != want) {
+            px_sleep_us(100000);
+        }
+    }
+    return got;
+}
+
+static void test_real_roster_units(void)
+{
+    act_fixture_t f;
+    PX_REQUIRE(act_fixture_start_with(&f, "act_real_units", s_roster.endpoint) == 0);
+    char msg[200];
+    Phuxanh__Activation__V1__ActivationEvent *e = act_event("u1", "074090000901", "25966", 3, 0);
+    PX_CHECK_INT_EQ(act_record1(&f, e, NULL, NULL, 0), 0);
+    act_event_free(e);
+    e = act_event("u2", "074090000902", "99999", 1, 0);
+    PX_CHECK_INT_EQ(act_record1(&f, e, NULL, msg, sizeof msg), 5);
+    act_event_free(e);
+    e = act_event("u3", "074090000903", "725", 1, 0);
+    PX_CHECK_INT_EQ(act_record1(&f, e, NULL, msg, sizeof msg), 3);
+    act_event_free(e);
+    PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 3), 1);
+    /* The background pass reads the whole tree (ListUnits); progress names come from it. */
+    PX_CHECK_INT_EQ(s_wait(&f, "SELECT count(*) FROM units", 7), 7);
+    px_status_t st;
+    Phuxanh__Activation__V1__GetProgressResponse *p = act_progress(&f, "tn-2023", "725", &st);
+    PX_REQUIRE(p && p->unit);
+    PX_CHECK_STR_EQ(p->unit->unit_name, "Thuận An");
+    PX_CHECK_INT_EQ(p->unit->activated, 1);
+    PX_CHECK_INT_EQ(p->n_children, 2);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
+}
+
+static void test_real_roster_units_duty_and_outage(void)
+{
+    act_fixture_t f;
+    PX_REQUIRE(act_fixture_start_with(&f, "act_real", s_roster.endpoint) == 0);
+    const char *vols[] = {"TN0001", "TN0002"};
+    Phuxanh__Activation__V1__ActivationEvent *ev[2];
+    for (int i = 0; i < 2; i++) {
+        char key[8], id[16];
+        snprintf(key, sizeof key, "a%d", i);
+        snprintf(id, sizeof id, "07409000%04d", i);
+        ev[i] = act_event(key, id, "25966", 1, 0);
+        free(ev[i]->volunteer_code);
+        ev[i]->volunteer_code = strdup(vols[i]);
+    }
+    px_status_t st;
+    Phuxanh__Activation__V1__RecordEventsResponse *r = act_record(&f, ev, 2, &st);
+    PX_REQUIRE(r);
+    PX_CHECK_INT_EQ(r->results[0]->code, 0);
+    PX_CHECK(r->results[0]->volunteer_verified);
+    PX_CHECK_INT_EQ(r->results[1]->code, 0); /* taken, TN0002 was at another ward */
+    PX_CHECK(!r->results[1]->volunteer_verified);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 1), 2);
+
+    /* The roster killed: events for a known unit are taken, unverified. */
+    testd_stop(&s_roster, SIGKILL);
+    Phuxanh__Activation__V1__ActivationEvent *e = act_event("a2", "074090001000", "25966", 2, 0);
+    free(e->volunteer_code);
+    e->volunteer_code = strdup("TN0001");
+    bool dup = true;
+    PX_CHECK_INT_EQ(act_record1(&f, e, &dup, NULL, 0), 0);
+    PX_CHECK_INT_EQ(act_sql_int(&f, "SELECT count(*) FROM events WHERE idempotency_key = 'a2' "
+                                    "AND NOT volunteer_verified AND duty_verdict = 0"),
+                    1);
+    /* Started again on the same endpoint: verified in the background. */
+    PX_REQUIRE(s_roster_start() == 0);
+    long long got = -1;
+    for (int i = 0; i < 150 && got != 1; i++) {
+        got = act_sql_int(&f, "SELECT count(*) FROM events WHERE idempotency_key = 'a2' AND "
+                              "volunteer_verified");
+        px_sleep_us(100000);
+    }
+    PX_CHECK_INT_EQ(got, 1);
+    act_event_free(e);
+    for (int i = 0; i < 2; i++) {
+        act_event_free(ev[i]);
+    }
+    PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
+}
+
+/* Run only when the roster answers CheckDuty (main builds the table it runs). */
+static const px_test_case_t s_duty_cases[] = {
+    {"real_roster_units_duty_and_outage", test_real_roster_units_duty_and_outage},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    s_roster_db = px_test_db_new("act_roster_db");
+    int port = px_test_free_port();
+    snprintf(s_roster_listen, sizeof s_roster_listen, "--listen=tcp://127.0.0.1:%d", port);
+    if (port < 0 || s_roster_start() != 0) {
+        fprintf(stderr, "px-roster did not start\n");
+        return 1;
+    }
+    PGconn *c = PQconnectdb(s_roster_db);
+    PGresult *res = PQexec(c, s_roster_sql);
+    int loaded = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!loaded) {
+        fprintf(stderr, "loading the roster: %s", PQerrorMessage(c));
+    }
+    PQclear(res);
+    PQfinish(c);
+    char *codes[] = {"25966"};
+    Phuxanh__Roster__V1__GetUnitsRequest gu = PHUXANH__ROSTER__V1__GET_UNITS_REQUEST__INIT;
+    gu.codes = codes;
+    gu.n_codes = 1;
+    Phuxanh__Roster__V1__CheckDutyRequest cd = PHUXANH__ROSTER__V1__CHECK_DUTY_REQUEST__INIT;
+    bool units = loaded && s_roster_has("GetUnits", &gu.base,
+                                        &phuxanh__roster__v1__get_units_response__descriptor);
+    bool duty = units && s_roster_has("CheckDuty", &cd.base,
+                                      &phuxanh__roster__v1__check_duty_response__descriptor);
+    if (!units) {
+        fprintf(stderr, "skipped: px-roster does not answer GetUnits yet\n");
+        testd_stop(&s_roster, SIGTERM);
+        char sql[300];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\"", strrchr(s_roster_db, '/') + 1);
+        px_test_admin_exec(sql);
+        return loaded ? SKIP : 1;
+    }
+    if (!duty) {
+        fprintf(stderr,
+                "note: px-roster does not answer CheckDuty yet: the duty case is left out\n");
+    }
+    px_test_case_t cases[3] = {{"real_roster_units", test_real_roster_units}};
+    if (duty) {
+        cases[1] = s_duty_cases[0];
+    }
+    int rc = px_test_main(argc, argv, cases);
+    testd_stop(&s_roster, SIGTERM);
+    return rc;
+}
