@@ -222,11 +222,18 @@ cmd_start() {
     start_postgres
     local url="postgresql://postgres@127.0.0.1:$PG_PORT"
 
+    # The activation service's citizen-key secret, made once and kept: with another key no
+    # stored citizen would be recognized again.
+    if [ ! -s "$VAR/citizen.key" ]; then
+        (umask 077 && head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$VAR/citizen.key")
+    fi
+    chmod 600 "$VAR/citizen.key"
+
     echo "==> starting the services"
     start_service roster PX_DB_URL="$url/roster" PX_LISTEN="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
     start_service activation PX_DB_URL="$url/activation" PX_LISTEN="$ACTIVATION_ENDPOINT" \
-        PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT"
+        PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_CITIZEN_KEY_FILE="$VAR/citizen.key"
     start_service gateway PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
 
@@ -238,6 +245,14 @@ cmd_start() {
             PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" \
             PX_GATEWAY_URL="http://$GATEWAY_HTTP" deploy/load-demo.sh; then
             echo "error: deploy/load-demo.sh failed" >&2
+            START_FAILED=1
+        fi
+    fi
+    if [ -x deploy/load-activation-demo.sh ] && service_pid activation >/dev/null; then
+        echo "==> loading the activation demo (deploy/load-activation-demo.sh)"
+        if ! PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
+            deploy/load-activation-demo.sh; then
+            echo "error: deploy/load-activation-demo.sh failed" >&2
             START_FAILED=1
         fi
     fi

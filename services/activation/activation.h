@@ -94,6 +94,8 @@ px_code_t act_units_set_version(act_units_t *self, px_db_t *db, int64_t version,
 /* ---------------------------------------------------------------- the service */
 
 typedef struct act_verifier_t act_verifier_t;
+typedef struct act_retention_t act_retention_t;
+typedef struct act_pub_t act_pub_t;
 
 /* Shared by all workers: the secret and the config are read-only after start; the unit cache
  * locks itself. */
@@ -103,6 +105,8 @@ typedef struct {
     px_log_t *log;
     int verify_interval_ms;
     act_verifier_t *verifier;
+    act_retention_t *retention; /* retention.c */
+    act_pub_t *pub;             /* NULL when pub-endpoint is empty or could not be bound */
 } act_t;
 
 /* Method tables, one per file. */
@@ -110,6 +114,12 @@ extern const px_rpc_method_t act_events_methods[];
 extern const size_t act_events_methods_count;
 extern const px_rpc_method_t act_progress_methods[];
 extern const size_t act_progress_methods_count;
+extern const px_rpc_method_t act_counts_methods[]; /* counts.c */
+extern const size_t act_counts_methods_count;
+extern const px_rpc_method_t act_followups_methods[]; /* followups.c */
+extern const size_t act_followups_methods_count;
+extern const px_rpc_method_t act_citizens_methods[]; /* citizens.c */
+extern const size_t act_citizens_methods_count;
 
 /* The background pass (verifier.c): every interval, asks the roster about the events whose
  * volunteer could not be checked, and refreshes the unit tree (ListUnits since_version). Its
@@ -118,7 +128,52 @@ act_verifier_t *act_verifier_start(act_t *act, const char *db_url, const char *r
                                    px_status_t *st);
 void act_verifier_stop(act_verifier_t **self_p);
 
+/* The retention pass (retention.c): every interval_s, purges the person-level data (citizen
+ * keys and notes in events, citizens rows, follow-ups) of the campaigns whose last day is more
+ * than days ago; counts stay. Its own database connection. The first pass runs one interval
+ * after start. */
+act_retention_t *act_retention_start(act_t *act, const char *db_url, int days, int interval_s,
+                                     px_status_t *st);
+void act_retention_stop(act_retention_t **self_p);
+
+/* The PUB socket of count changes (publisher.c): one thread owns the socket bound to
+ * endpoint and its own database connection; workers hand it what they changed. */
+typedef struct {
+    const char *campaign, *unit;
+    int stage; /* 1..4; other values (the follow-ups pseudo-stage) are skipped */
+} act_change_t;
+act_pub_t *act_pub_start(const char *endpoint, const char *db_url, px_log_t *log, px_status_t *st);
+void act_pub_stop(act_pub_t **self_p);
+/* After a commit: queues one CountsChanged per change, committed at at_us. Never blocks on
+ * the network or the database and never fails: when the queue is full the changes are
+ * dropped and counted. self may be NULL (publishing disabled). */
+void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_t at_us);
+/* Changes dropped so far (queue full, figures not read, send failed). */
+long long act_pub_dropped(act_pub_t *self);
+
 /* ---------------------------------------------------------------- helpers */
+
+/* Checks a read's campaign_id and unit_code and finds the unit (asking the roster when the
+ * cache does not know it). Fails the call (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE) and
+ * returns its code otherwise. out->name is not set. (counts.c) */
+px_code_t act_check_scope(px_rpc_ctx_t *ctx, const char *campaign, const char *unit,
+                          act_unit_t *out);
+/* Adds delta to the open follow-up counters (totals, ACT_TOTAL_FOLLOW_UPS) of the chain of
+ * (ward, neighborhood), n rows, inside the caller's transaction - the same chain RecordEvents
+ * counted them on. (followups.c) */
+px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, const char *campaign,
+                               const char *const *wards, const char *const *neighborhoods,
+                               const int *deltas, size_t n, px_status_t *st);
+
+/* The columns of a follow_ups row (aliased f) act_follow_up_row reads, in this order. */
+#define ACT_FU_COLS                                                                                \
+    "f.id, f.kind, f.campaign_id, f.unit_code, f.neighborhood_code, f.volunteer_code, f.note, "    \
+    "f.last3, (extract(epoch FROM f.created_at) * 1000000)::bigint, "                              \
+    "(extract(epoch FROM f.resolved_at) * 1000000)::bigint, f.resolution, f.resolved_by"
+/* A FollowUp from row `row` of a result selecting ACT_FU_COLS, in call memory; NULL when out
+ * of memory. (followups.c) */
+Phuxanh__Activation__V1__FollowUp *act_follow_up_row(px_rpc_ctx_t *ctx, const PGresult *res,
+                                                     int row);
 
 /* Appends one row to the audit table (inside the caller's transaction): caller, method and
  * request id from ctx, detail a JSON object text or NULL. */

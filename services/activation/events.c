@@ -1051,6 +1051,22 @@ fail:
     return st->code;
 }
 
+/* After the commit, the counter rows the batch changed go to the live feed (publisher.c),
+ * which never blocks nor fails the call. */
+static void s_publish(s_batch_t *b)
+{
+    act_change_t *ch = b->act->pub ? malloc((b->totals.n + 1) * sizeof *ch) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; ch && i < b->totals.n; i++) {
+        if (b->totals.v[i].delta != 0) {
+            ch[n++] =
+                (act_change_t){b->totals.v[i].campaign, b->totals.v[i].unit, b->totals.v[i].stage};
+        }
+    }
+    act_pub_post(b->act->pub, ch, n, px_wall_us());
+    free(ch);
+}
+
 static int s_key_order(const void *a, const void *b, void *arg)
 {
     const s_item_t *items = arg;
@@ -1116,6 +1132,7 @@ static px_code_t s_record_events(px_rpc_ctx_t *ctx, const ProtobufCMessage *requ
         code = act_db_fail(ctx, &st);
         goto done;
     }
+    s_publish(&b);
     resp->results = px_rpc_ctx_alloc(ctx, b.n * sizeof *resp->results);
     Phuxanh__Activation__V1__EventResult *rs = px_rpc_ctx_alloc(ctx, b.n * sizeof *rs);
     if (!resp->results || !rs) {

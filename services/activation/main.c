@@ -26,6 +26,12 @@ static const px_config_option_t s_options[] = {
      "the citizen-key secret itself, 64 hex characters (prefer the file)"},
     {"verify-interval-ms", "PX_VERIFY_INTERVAL_MS", "30000",
      "how often the background pass re-checks unverified volunteers and refreshes units"},
+    {"retention-days", "PX_RETENTION_DAYS", "90",
+     "days after a campaign's last day when its person-level data is purged (counts stay)"},
+    {"retention-interval-s", "PX_RETENTION_INTERVAL_S", "3600",
+     "how often the retention pass runs (the first one an interval after start)"},
+    {"pub-endpoint", "PX_PUB_ENDPOINT", "tcp://127.0.0.1:7103",
+     "where the PUB socket of count changes (CountsChanged) binds; empty disables it"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -78,6 +84,8 @@ static void s_state_destroy(void **state_p)
     act_t *self = *state_p;
     if (self) {
         act_verifier_stop(&self->verifier);
+        act_retention_stop(&self->retention);
+        act_pub_stop(&self->pub);
         act_units_destroy(&self->units);
         sodium_memzero(self->secret, sizeof self->secret);
         free(self);
@@ -114,6 +122,18 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
     if (act_units_load(self->units, db, st) != PX_OK) {
         goto fail;
     }
+    /* Started before serving, so the workers read self->pub only once it is final. A bind
+     * that fails (the port taken) leaves publishing off rather than the service down: the
+     * counts are the contract, the live feed is for dashboards. */
+    const char *pub = px_config_get(cfg, "pub-endpoint");
+    if (pub && *pub) {
+        px_status_t pst;
+        self->pub = act_pub_start(pub, px_config_get(cfg, "db-url"), log, &pst);
+        if (!self->pub) {
+            px_log_emit(log, PX_LOG_WARN, "ACT-PUB-OFF", "count changes will not be published",
+                        PX_LOG_FIELDS(PX_LS("error", pst.message)));
+        }
+    }
     return self;
 fail:
     s_state_destroy(&state);
@@ -123,6 +143,16 @@ fail:
 static px_code_t s_started(void *state, const px_config_t *cfg, px_status_t *st)
 {
     act_t *self = state;
+    int64_t days = 0, interval_s = 0;
+    if (px_config_int(cfg, "retention-days", 0, 3650, &days, st) != PX_OK ||
+        px_config_int(cfg, "retention-interval-s", 1, 86400, &interval_s, st) != PX_OK) {
+        return st->code;
+    }
+    self->retention =
+        act_retention_start(self, px_config_get(cfg, "db-url"), (int)days, (int)interval_s, st);
+    if (!self->retention) {
+        return st->code;
+    }
     const char *roster = px_config_get(cfg, "roster-endpoints");
     if (!roster || !*roster) {
         px_log_emit(self->log, PX_LOG_WARN, "ACT-NO-ROSTER",
@@ -141,6 +171,9 @@ int main(int argc, char **argv)
     } groups[] = {
         {act_events_methods, act_events_methods_count},
         {act_progress_methods, act_progress_methods_count},
+        {act_counts_methods, act_counts_methods_count},
+        {act_followups_methods, act_followups_methods_count},
+        {act_citizens_methods, act_citizens_methods_count},
     };
     px_rpc_method_t methods[32];
     size_t n = 0;

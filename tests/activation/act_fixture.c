@@ -152,10 +152,34 @@ static px_code_t s_check_duty(px_rpc_ctx_t *ctx, const ProtobufCMessage *request
     return PX_OK;
 }
 
+/* Names for the codes asked (TopVolunteers asks them in one call); others are left out. */
+static px_code_t s_list_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                   ProtobufCMessage *reply)
+{
+    act_roster_t *r = px_rpc_ctx_state(ctx);
+    atomic_fetch_add(&r->list_volunteers_calls, 1);
+    const Phuxanh__Roster__V1__ListVolunteersRequest *req = (const void *)request;
+    Phuxanh__Roster__V1__ListVolunteersResponse *resp = (void *)reply;
+    resp->volunteers = px_rpc_ctx_alloc(ctx, (req->n_codes + 1) * sizeof *resp->volunteers);
+    for (size_t i = 0; i < req->n_codes; i++) {
+        const char *c = req->codes[i];
+        if (strncmp(c, "TN000", 5) != 0 || strlen(c) != 6 || c[5] < '1' || c[5] > '9') {
+            continue;
+        }
+        Phuxanh__Roster__V1__Volunteer *v = px_rpc_ctx_alloc(ctx, sizeof *v);
+        phuxanh__roster__v1__volunteer__init(v);
+        v->code = (char *)c;
+        v->full_name = px_rpc_ctx_printf(ctx, "Tình nguyện viên %c", c[5]);
+        resp->volunteers[resp->n_volunteers++] = v;
+    }
+    return PX_OK;
+}
+
 static const px_rpc_method_t s_roster_methods[] = {
     {"GetUnits", s_get_units},
     {"ListUnits", s_list_units},
     {"CheckDuty", s_check_duty},
+    {"ListVolunteers", s_list_volunteers},
 };
 
 int act_roster_start(act_roster_t *r)
@@ -167,8 +191,9 @@ int act_roster_start(act_roster_t *r)
     for (int attempt = 0; attempt < 50; attempt++) {
         r->server = px_rpc_server_new(&o, &st);
         if (r->server &&
-            px_rpc_server_add(r->server, &phuxanh__roster__v1__roster_service__descriptor,
-                              s_roster_methods, 3, r, &st) == PX_OK &&
+            px_rpc_server_add(
+                r->server, &phuxanh__roster__v1__roster_service__descriptor, s_roster_methods,
+                sizeof s_roster_methods / sizeof s_roster_methods[0], r, &st) == PX_OK &&
             px_rpc_server_start(r->server, &st) == PX_OK) {
             return 0;
         }

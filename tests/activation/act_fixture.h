@@ -26,14 +26,15 @@
  *                 > 718 Thủ Dầu Một > 25747 Phú Cường
  * and, once roster.grown is set, 725 > 25978 Vĩnh Phú.
  * Volunteers TN0001..TN0009 exist; on 2023-07-29 (Viet Nam day) TN0001 is on duty at 25966,
- * TN0002 at 25969. Any other volunteer code is unknown. */
+ * TN0002 at 25969. Any other volunteer code is unknown. ListVolunteers (codes) names them
+ * "Tình nguyện viên <n>" (e.g. TN0003: "Tình nguyện viên 3"). */
 #define ACT_T_DAY_US 1690599600000000LL /* 2023-07-29T03:00:00Z = 10:00 in Viet Nam */
 #define ACT_T_SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 typedef struct {
     px_rpc_server_t *server;
     char endpoint[128];
-    atomic_int get_units_calls, check_duty_calls, list_units_calls;
+    atomic_int get_units_calls, check_duty_calls, list_units_calls, list_volunteers_calls;
     atomic_bool grown; /* set: the tree has a new ward, 25978 Vĩnh Phú (tree version 2) */
 } act_roster_t;
 

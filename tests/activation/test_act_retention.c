@@ -1,0 +1,107 @@
+/*
+ * test_act_retention.c - the retention pass with a tiny retention (0 days, every second):
+ * an ended campaign's person-level data (citizen rows, follow-ups, keys and notes in events)
+ * goes, its counts stay, the purge is logged (counts only) and audited; a campaign still
+ * running is left alone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "act_fixture.h"
+#include "phuxanh/clock.h"
+#include "px_test.h"
+
+static act_fixture_t F;
+
+static int s_rec(const char *campaign, int n, int stage, int channel, const char *note,
+                 int64_t offset_s)
+{
+    char key[48], id[16];
+    snprintf(key, sizeof key, "ret-%s-%d-%d", campaign, n, stage);
+    snprintf(id, sizeof id, "074090%06d", n);
+    Phuxanh__Activation__V1__ActivationEvent *e = act_event(key, id, "25966", stage, (int)offset_s);
+    free(e->campaign_id);
+    free(e->note);
+    e->campaign_id = strdup(campaign);
+    e->note = strdup(note);
+    e->channel = channel;
+    int code = act_record1(&F, e, NULL, NULL, 0);
+    act_event_free(e);
+    return code;
+}
+
+static long long s_q(const char *sql)
+{
+    return act_sql_int(&F, sql);
+}
+
+static void test_purge_keeps_counts(void)
+{
+    setenv("PX_RETENTION_DAYS", "0", 1);
+    setenv("PX_RETENTION_INTERVAL_S", "1", 1);
+    int started = act_fixture_start(&F, "act_retention");
+    unsetenv("PX_RETENTION_DAYS");
+    unsetenv("PX_RETENTION_INTERVAL_S");
+    PX_REQUIRE(started == 0);
+    /* The 2023 campaign ended long ago; the other records today. */
+    PX_REQUIRE(s_rec("tn-2023", 1, 1, 3, "nhà 9", 1) == 0);
+    PX_REQUIRE(s_rec("tn-2023", 2, 3, 1, "", 2) == 0);
+    PX_REQUIRE(s_rec("tn-2023", 3, 2, 2, "hẻm 3", 3) == 0);
+    int64_t now_offset = px_wall_us() / 1000000 - ACT_T_DAY_US / 1000000 - 60;
+    PX_REQUIRE(s_rec("tn-now", 4, 1, 3, "nhà 4", now_offset) == 0);
+    bool purged = false;
+    for (int i = 0; i < 100 && !purged; i++) {
+        purged = s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-2023'") == 0 &&
+                 s_q("SELECT count(*) FROM follow_ups WHERE campaign_id = 'tn-2023'") == 0 &&
+                 s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-2023' AND "
+                     "(citizen_key IS NOT NULL OR note <> '')") == 0;
+        if (!purged) {
+            usleep(100000);
+        }
+    }
+    PX_CHECK(purged);
+    /* Counts stay: 1 + 3 + 2 stages reached, at every level; the follow-up list is gone and
+     * with it its open counter. */
+    PX_CHECK_INT_EQ(s_q("SELECT sum(count) FROM totals WHERE campaign_id = 'tn-2023' AND "
+                        "unit_code = '25966' AND stage <> 101"),
+                    6);
+    PX_CHECK_INT_EQ(s_q("SELECT sum(count) FROM totals WHERE campaign_id = 'tn-2023' AND "
+                        "unit_code = '74' AND stage <> 101"),
+                    6);
+    PX_CHECK_INT_EQ(s_q("SELECT sum(count) FROM daily WHERE campaign_id = 'tn-2023'"), 6);
+    PX_CHECK_INT_EQ(act_total(&F, "tn-2023", "25966", 3), 1);
+    PX_CHECK_INT_EQ(act_total(&F, "tn-2023", "25966", 101), 0);
+    PX_CHECK_INT_EQ(act_total(&F, "tn-2023", "74", 101), 0);
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-2023'"), 3);
+    /* The running campaign keeps everything. */
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-now'"), 1);
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM follow_ups WHERE campaign_id = 'tn-now'"), 1);
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-now' AND "
+                        "citizen_key IS NOT NULL AND note = 'nhà 4'"),
+                    1);
+    PX_CHECK_INT_EQ(act_total(&F, "tn-now", "25966", 101), 1);
+    /* Logged with counts only, audited. */
+    PX_CHECK_INT_EQ(act_file_contains(F.log_path, "ACT-RETENTION-PURGE"), 1);
+    PX_CHECK_INT_EQ(act_file_contains(F.log_path, "074090000001"), 0);
+    PX_CHECK(s_q("SELECT count(*) FROM audit WHERE method = 'RetentionPurge' AND "
+                 "detail->>'campaign_id' = 'tn-2023'") >= 1);
+    /* Later passes find nothing more to do for it. */
+    sleep(2);
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-now'"), 1);
+    long long audits = s_q("SELECT count(*) FROM audit WHERE method = 'RetentionPurge'");
+    sleep(2);
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM audit WHERE method = 'RetentionPurge'"), audits);
+    PX_CHECK_INT_EQ(act_fixture_stop(&F), 0);
+}
+
+static const px_test_case_t s_cases[] = {
+    {"purge_keeps_counts", test_purge_keeps_counts},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return px_test_main(argc, argv, s_cases);
+}
