@@ -480,7 +480,7 @@ static void test_last_seat_race(void)
         int capacity = round % 3 + 1; /* capacity - 1 seats are taken before the race */
         PX_REQUIRE(s_wave(CAMP, day, capacity) == 0);
         for (int k = 0; k < capacity - 1; k++) {
-            char vol[8];
+            char vol[16];
             px_status_t st;
             snprintf(vol, sizeof vol, "TN%04d", 200 + k);
             PX_REQUIRE(s_assign(CAMP, day, vol, "25966", NULL, &st) == PX_OK);
