@@ -152,43 +152,6 @@ static px_code_t s_oom(px_rpc_ctx_t *ctx)
     return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
 }
 
-/* A PostgreSQL array literal of n strings. Every element is quoted and '\' and '"' escaped;
- * a NULL item is SQL NULL. */
-static char *s_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++) {
-        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
-    }
-    char *out = px_rpc_ctx_alloc(ctx, len);
-    if (!out) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        if (!items[i]) {
-            memcpy(p, "NULL", 4);
-            p += 4;
-            continue;
-        }
-        *p++ = '"';
-        for (const char *s = items[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 static Phuxanh__Roster__V1__Campaign *s_campaign_from_row(px_rpc_ctx_t *ctx, const PGresult *res,
                                                           int r)
 {
@@ -550,7 +513,7 @@ static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, s_errors_t *e,
             ids[nid++] = waves[w[i].row]->campaign_id; /* w is sorted: ids come out distinct */
         }
     }
-    const char *arr = s_array(ctx, ids, nid);
+    const char *arr = roster_array(ctx, ids, nid);
     if (!arr) {
         return s_oom(ctx);
     }
@@ -610,7 +573,7 @@ static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, s_errors_t *e,
             k++;
         }
     }
-    const char *params[2] = {s_array(ctx, col, k), s_array(ctx, col + n, k)};
+    const char *params[2] = {roster_array(ctx, col, k), roster_array(ctx, col + n, k)};
     if (!params[0] || !params[1]) {
         return s_oom(ctx);
     }
@@ -706,8 +669,8 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
             return s_oom(ctx);
         }
     }
-    const char *params[3] = {s_array(ctx, col, n), s_array(ctx, col + n, n),
-                             s_array(ctx, col + 2 * n, n)};
+    const char *params[3] = {roster_array(ctx, col, n), roster_array(ctx, col + n, n),
+                             roster_array(ctx, col + 2 * n, n)};
     if (!params[0] || !params[1] || !params[2]) {
         return s_oom(ctx);
     }

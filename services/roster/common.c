@@ -149,3 +149,41 @@ Google__Protobuf__Timestamp *roster_ts_from_pg(px_rpc_ctx_t *ctx, const PGresult
     }
     return px_ts_new(ctx, strtoll(PQgetvalue(res, row, col), NULL, 10));
 }
+
+/* A PostgreSQL array literal of n strings. Every element is quoted and '\' and '"' escaped,
+ * so commas, braces, quotes, backslashes and spaces in names reach the database as they are;
+ * a NULL item is SQL NULL. */
+char *roster_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++) {
+        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
+    }
+    char *out = px_rpc_ctx_alloc(ctx, len);
+    if (!out) {
+        return NULL;
+    }
+    char *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+        if (!items[i]) {
+            memcpy(p, "NULL", 4);
+            p += 4;
+            continue;
+        }
+        *p++ = '"';
+        for (const char *s = items[i]; *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                *p++ = '\\';
+            }
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}

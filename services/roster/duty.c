@@ -77,43 +77,6 @@ static bool s_campaign_ok(const char *s)
     return ok;
 }
 
-/* A PostgreSQL array literal of n strings: every element quoted with '\' and '"' escaped,
- * a NULL item written as SQL NULL. Arena memory; NULL when out of memory. */
-static char *s_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++) {
-        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
-    }
-    char *out = px_rpc_ctx_alloc(ctx, len);
-    if (!out) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        if (!items[i]) {
-            memcpy(p, "NULL", 4);
-            p += 4;
-            continue;
-        }
-        *p++ = '"';
-        for (const char *s = items[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* Checks query i and fills its column entries (day: "YYYY-MM-DD" into dayb, or NULL when the
  * instant falls on no day a wave can have). */
 static px_code_t s_query_check(px_rpc_ctx_t *ctx, size_t i, const Phuxanh__Roster__V1__DutyQuery *q,
@@ -259,7 +222,7 @@ static px_code_t s_check_duty(px_rpc_ctx_t *ctx, const ProtobufCMessage *request
     }
     const char *params[4];
     for (size_t c = 0; c < 4; c++) {
-        if (!(params[c] = s_array(ctx, col + c * n, n))) {
+        if (!(params[c] = roster_array(ctx, col + c * n, n))) {
             return s_oom(ctx);
         }
     }

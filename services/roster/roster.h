@@ -71,4 +71,8 @@ px_code_t roster_code(px_rpc_ctx_t *ctx, const char *field, const char *value);
 Google__Protobuf__Timestamp *roster_ts_from_pg(px_rpc_ctx_t *ctx, const PGresult *res, int row,
                                                int col);
 
+/* A PostgreSQL text[] literal of n strings on the call's arena: every element quoted, backslash and
+ * '"' escaped, NULL items as SQL NULL. For passing a batch as one array parameter. */
+char *roster_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n);
+
 #endif

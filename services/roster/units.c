@@ -100,44 +100,6 @@ static bool s_code_ok(const char *s)
     return ok;
 }
 
-/* A PostgreSQL array literal of n strings. Every element is quoted and '\' and '"' escaped,
- * so commas, braces, quotes, backslashes and spaces in names reach the database as they are;
- * a NULL item is SQL NULL. */
-static char *s_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++) {
-        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
-    }
-    char *out = px_rpc_ctx_alloc(ctx, len);
-    if (!out) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        if (!items[i]) {
-            memcpy(p, "NULL", 4);
-            p += 4;
-            continue;
-        }
-        *p++ = '"';
-        for (const char *s = items[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* A batch's row errors, at most one per row (the first problem found), kept by row so they
  * come out in index order whatever pass found them. */
 typedef struct {
@@ -335,7 +297,7 @@ static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, s_errors_t *e,
             names[nn++] = units[i]->parent_code;
         }
     }
-    const char *arr = s_array(ctx, names, nn);
+    const char *arr = roster_array(ctx, names, nn);
     if (!arr) {
         return s_oom(ctx);
     }
@@ -464,8 +426,8 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         levels[i] = level_digits[req->units[i]->level];
         parents[i] = req->units[i]->parent_code ? req->units[i]->parent_code : "";
     }
-    const char *params[4] = {s_array(ctx, codes, n), s_array(ctx, names, n),
-                             s_array(ctx, levels, n), s_array(ctx, parents, n)};
+    const char *params[4] = {roster_array(ctx, codes, n), roster_array(ctx, names, n),
+                             roster_array(ctx, levels, n), roster_array(ctx, parents, n)};
     if (!params[0] || !params[1] || !params[2] || !params[3]) {
         return s_oom(ctx);
     }
@@ -584,7 +546,7 @@ static px_code_t s_get_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
             return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "codes[%zu]: is not valid UTF-8", i);
         }
     }
-    const char *params[2] = {s_array(ctx, (const char *const *)req->codes, n),
+    const char *params[2] = {roster_array(ctx, (const char *const *)req->codes, n),
                              req->include_ancestors ? "true" : "false"};
     if (!params[0]) {
         return s_oom(ctx);

@@ -94,44 +94,6 @@ static bool s_code_ok(const char *s)
     return ok;
 }
 
-/* A PostgreSQL array literal of n strings. Every element is quoted and '\' and '"' escaped,
- * so commas, braces, quotes, backslashes and spaces in names reach the database as they are;
- * a NULL item is SQL NULL. */
-static char *s_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++) {
-        len += items[i] ? 2 * strlen(items[i]) + 3 : 5;
-    }
-    char *out = px_rpc_ctx_alloc(ctx, len);
-    if (!out) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        if (!items[i]) {
-            memcpy(p, "NULL", 4);
-            p += 4;
-            continue;
-        }
-        *p++ = '"';
-        for (const char *s = items[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* A batch's row errors, at most one per row (the first problem found), kept by row so they
  * come out in index order. */
 typedef struct {
@@ -329,7 +291,7 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
     }
     const char *params[COLS];
     for (int c = 0; c < COLS; c++) {
-        if (!(params[c] = s_array(ctx, col + (size_t)c * n, n))) {
+        if (!(params[c] = roster_array(ctx, col + (size_t)c * n, n))) {
             return s_oom(ctx);
         }
     }
@@ -429,7 +391,7 @@ static px_code_t s_list_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *re
     }
     const char *codes = NULL;
     if (req->n_codes > 0 &&
-        !(codes = s_array(ctx, (const char *const *)req->codes, req->n_codes))) {
+        !(codes = roster_array(ctx, (const char *const *)req->codes, req->n_codes))) {
         return s_oom(ctx);
     }
     char limit[12];
