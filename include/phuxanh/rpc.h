@@ -125,6 +125,8 @@ const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx);
 /* Absolute deadline (px_clock_us scale) and what is left of it, in microseconds (<= 0: none). */
 int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx);
 int64_t px_rpc_ctx_remaining_us(const px_rpc_ctx_t *ctx);
+/* When the handler was called (px_clock_us scale): for budgets shared by a handler's steps. */
+int64_t px_rpc_ctx_started_us(const px_rpc_ctx_t *ctx);
 /* This worker's client for a peer declared with px_rpc_server_add_peer, or NULL. */
 px_rpc_client_t *px_rpc_ctx_peer(px_rpc_ctx_t *ctx, const char *name);
 /* Call-lifetime memory: zeroed, freed after the reply is sent. NULL only when out of memory. */

@@ -91,6 +91,29 @@ int64_t act_units_version(act_units_t *self);
 /* Records the tree version of a complete read (in memory and in units_sync). */
 px_code_t act_units_set_version(act_units_t *self, px_db_t *db, int64_t version, px_status_t *st);
 
+/* ---------------------------------------------------------------- campaign cache */
+
+typedef struct act_campaigns_t act_campaigns_t;
+
+act_campaigns_t *act_campaigns_new(void);
+void act_campaigns_destroy(act_campaigns_t **self_p);
+/* Loads the local campaigns table into the cache (at start). */
+px_code_t act_campaigns_load(act_campaigns_t *self, px_db_t *db, px_status_t *st);
+/* Is the campaign known to the cache? Thread-safe. */
+bool act_campaigns_known(act_campaigns_t *self, const char *id);
+/* Makes sure the campaign is in the cache when the roster has it: asks GetCampaign when the
+ * cache does not know it (budget min(remaining, ACT_ROSTER_BUDGET_MS)). OK when known or when
+ * the roster answered (NOT_FOUND leaves it unknown); UNAVAILABLE when it could not answer. */
+px_code_t act_campaigns_ensure(act_campaigns_t *self, px_rpc_ctx_t *ctx, const char *id,
+                               px_status_t *st);
+/* Stores campaigns (from GetCampaign or ListCampaigns) in the local table and the cache. */
+px_code_t act_campaigns_store(act_campaigns_t *self, px_db_t *db,
+                              Phuxanh__Roster__V1__Campaign *const *campaigns, size_t n,
+                              px_status_t *st);
+/* For a handler: fails the call NOT_FOUND ("<field>: no campaign ...") when the roster has no
+ * such campaign, UNAVAILABLE when it could not be asked and the cache does not know it. */
+px_code_t act_campaign_check(px_rpc_ctx_t *ctx, const char *field, const char *id);
+
 /* ---------------------------------------------------------------- the service */
 
 typedef struct act_verifier_t act_verifier_t;
@@ -102,6 +125,7 @@ typedef struct act_pub_t act_pub_t;
 typedef struct {
     unsigned char secret[ACT_SECRET_BYTES];
     act_units_t *units;
+    act_campaigns_t *campaigns;
     px_log_t *log;
     int verify_interval_ms;
     act_verifier_t *verifier;
@@ -122,8 +146,8 @@ extern const px_rpc_method_t act_citizens_methods[]; /* citizens.c */
 extern const size_t act_citizens_methods_count;
 
 /* The background pass (verifier.c): every interval, asks the roster about the events whose
- * volunteer could not be checked, and refreshes the unit tree (ListUnits since_version). Its
- * own database connection and its own client. */
+ * volunteer could not be checked, and refreshes the unit tree (ListUnits since_version) and
+ * the campaigns (ListCampaigns). Its own database connection and its own client. */
 act_verifier_t *act_verifier_start(act_t *act, const char *db_url, const char *roster_endpoints,
                                    px_status_t *st);
 void act_verifier_stop(act_verifier_t **self_p);
@@ -153,9 +177,10 @@ long long act_pub_dropped(act_pub_t *self);
 
 /* ---------------------------------------------------------------- helpers */
 
-/* Checks a read's campaign_id and unit_code and finds the unit (asking the roster when the
- * cache does not know it). Fails the call (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE) and
- * returns its code otherwise. out->name is not set. (counts.c) */
+/* Checks a read's campaign_id and unit_code - both must be known to the roster - and finds
+ * the unit (asking the roster when the cache does not know it). Fails the call
+ * (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE) and returns its code otherwise. out may be NULL;
+ * out->name is not set. (counts.c) */
 px_code_t act_check_scope(px_rpc_ctx_t *ctx, const char *campaign, const char *unit,
                           act_unit_t *out);
 /* Adds delta to the open follow-up counters (totals, ACT_TOTAL_FOLLOW_UPS) of the chain of
@@ -181,7 +206,9 @@ px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
 px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
 /* The deadline of a roster call made inside a handler: the call's own deadline or
- * ACT_ROSTER_BUDGET_MS from now, whichever comes first. (With opts.parent set the client takes
+ * ACT_ROSTER_BUDGET_MS from the handler's start, whichever comes first - one budget for all
+ * the roster calls of a handler, so that a roster that is down costs a call 2 s, not 2 s a
+ * step. (With opts.parent set the client takes
  * the parent's deadline and ignores timeout_ms, so the budget must be a deadline.) */
 int64_t act_roster_deadline(px_rpc_ctx_t *ctx);
 /* A code as it may be echoed in a message: itself, unless it holds 12 digits in a row (an ID

@@ -37,7 +37,7 @@ px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
 
 int64_t act_roster_deadline(px_rpc_ctx_t *ctx)
 {
-    int64_t budget = px_clock_us() + (int64_t)ACT_ROSTER_BUDGET_MS * 1000;
+    int64_t budget = px_rpc_ctx_started_us(ctx) + (int64_t)ACT_ROSTER_BUDGET_MS * 1000;
     int64_t parent = px_rpc_ctx_deadline_us(ctx);
     return parent > 0 && parent < budget ? parent : budget;
 }

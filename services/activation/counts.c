@@ -100,6 +100,10 @@ px_code_t act_check_scope(px_rpc_ctx_t *ctx, const char *campaign, const char *u
         return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
                            "unit_code: must be 1 to 32 ASCII letters, digits or '-'");
     }
+    px_code_t code = act_campaign_check(ctx, "campaign_id", campaign);
+    if (code != PX_OK) {
+        return code;
+    }
     const char *codes[1] = {unit};
     if (act_units_ensure(act->units, ctx, codes, 1, &st) != PX_OK &&
         !act_units_get(act->units, unit, NULL)) {

@@ -416,6 +416,38 @@ static bool s_validate(s_batch_t *b, s_item_t *it, int64_t now_us)
 
 /* ---------------------------------------------------------------- step 2: the roster */
 
+/* The campaign of every valid event must be one the roster has. A known campaign is a cache
+ * lookup; an unknown one is asked of the roster once (GetCampaign), and every event of the
+ * batch naming it gets the same answer. */
+static void s_check_campaigns(s_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        s_item_t *it = &b->items[i];
+        if (!it->valid) {
+            continue;
+        }
+        px_status_t st;
+        const char *id = it->ev->campaign_id;
+        px_code_t rc = act_campaigns_ensure(b->act->campaigns, b->ctx, id, &st);
+        if (act_campaigns_known(b->act->campaigns, id)) {
+            continue;
+        }
+        char msg[160];
+        if (rc != PX_OK) {
+            snprintf(msg, sizeof msg,
+                     "campaign_id: the campaign could not be looked up in the roster; retry");
+        } else {
+            snprintf(msg, sizeof msg, "campaign_id: no campaign \"%s\"", act_echo(id));
+        }
+        /* Refused here, the later ones are no longer valid and are not asked again. */
+        for (size_t j = i; j < b->n; j++) {
+            if (b->items[j].valid && strcmp(b->items[j].ev->campaign_id, id) == 0) {
+                s_refuse(b, &b->items[j], rc != PX_OK ? PX_UNAVAILABLE : PX_NOT_FOUND, msg);
+            }
+        }
+    }
+}
+
 static void s_check_units(s_batch_t *b)
 {
     const char **codes = calloc(2 * b->n + 1, sizeof *codes);
@@ -482,10 +514,28 @@ static void s_check_units(s_batch_t *b)
     }
 }
 
-/* One CheckDuty call for every event naming a volunteer. When the roster cannot answer the
- * events are taken unverified (the background pass asks again); a volunteer the roster does
- * not know is refused NOT_FOUND; one known but not on duty is taken unverified (the citizen's
- * application is real, whoever helped). */
+/* Why the roster says a known volunteer was not on duty; NULL when on duty or not a refusal. */
+static const char *s_not_on_duty(int verdict)
+{
+    switch (verdict) {
+    case PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_NOT_ASSIGNED:
+        return "not assigned that day";
+    case PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_OTHER_UNIT:
+        return "assigned to another ward that day";
+    case PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_NO_SHOW:
+        return "marked as a no-show that day";
+    default:
+        return NULL;
+    }
+}
+
+/* One CheckDuty call for every event naming a volunteer. A volunteer the roster does not know
+ * is refused NOT_FOUND, and one it knows but who was not on duty there that day is refused
+ * FAILED_PRECONDITION (the proto's rule: the client corrects the volunteer or leaves it out,
+ * and resends). When the roster cannot answer, the events are taken unverified rather than
+ * lost - a weekend's work must not wait on the roster - and the background pass asks again
+ * later; what it learns then is stored as the event's duty_verdict for review, since a
+ * counted event cannot be taken back. */
 static void s_check_duty(s_batch_t *b)
 {
     size_t nq = 0;
@@ -547,11 +597,18 @@ static void s_check_duty(s_batch_t *b)
         s_item_t *it = &b->items[which[k]];
         it->verdict = r->answers[k]->verdict;
         it->verified = r->answers[k]->on_duty;
+        const char *why = s_not_on_duty(it->verdict);
+        char msg[200];
         if (it->verdict == PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_UNKNOWN_VOLUNTEER) {
-            char msg[120];
             snprintf(msg, sizeof msg, "volunteer_code: no volunteer \"%s\"",
                      act_echo(it->ev->volunteer_code));
             s_refuse(b, it, PX_NOT_FOUND, msg);
+        } else if (why) {
+            char day[11];
+            px_day_format(it->day, day);
+            snprintf(msg, sizeof msg, "volunteer_code: \"%s\" was not on duty at \"%s\" on %s (%s)",
+                     act_echo(it->ev->volunteer_code), act_echo(qs[k].unit_code), day, why);
+            s_refuse(b, it, PX_FAILED_PRECONDITION, msg);
         }
     }
     protobuf_c_message_free_unpacked(reply, NULL);
@@ -1122,6 +1179,7 @@ static px_code_t s_record_events(px_rpc_ctx_t *ctx, const ProtobufCMessage *requ
             b.items[order[k]].prev_key = order[k - 1];
         }
     }
+    s_check_campaigns(&b);
     s_check_units(&b);
     s_check_duty(&b);
     if (!s_collect_citizens(&b)) {

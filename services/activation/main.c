@@ -87,6 +87,7 @@ static void s_state_destroy(void **state_p)
         act_retention_stop(&self->retention);
         act_pub_stop(&self->pub);
         act_units_destroy(&self->units);
+        act_campaigns_destroy(&self->campaigns);
         sodium_memzero(self->secret, sizeof self->secret);
         free(self);
         *state_p = NULL;
@@ -120,6 +121,14 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
         goto fail;
     }
     if (act_units_load(self->units, db, st) != PX_OK) {
+        goto fail;
+    }
+    self->campaigns = act_campaigns_new();
+    if (!self->campaigns) {
+        px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+    }
+    if (act_campaigns_load(self->campaigns, db, st) != PX_OK) {
         goto fail;
     }
     /* Started before serving, so the workers read self->pub only once it is final. A bind

@@ -148,6 +148,21 @@ static px_code_t s_set_targets(px_rpc_ctx_t *ctx, const ProtobufCMessage *reques
                       act_echo(req->targets[i]->unit_code));
         }
     }
+    /* The campaigns against the roster's (a cache lookup but for the first sight of one). */
+    for (size_t i = 0; i < n; i++) {
+        const char *id = req->targets[i]->campaign_id;
+        if (bad[i]) {
+            continue;
+        }
+        if (act_campaigns_ensure(act->campaigns, ctx, id, &st) != PX_OK) {
+            code = px_rpc_fail(ctx, PX_UNAVAILABLE,
+                               "campaign_id: the campaign could not be looked up in the roster");
+            goto done;
+        }
+        if (!act_campaigns_known(act->campaigns, id)) {
+            S_ROW_ERR(i, "campaign_id", PX_NOT_FOUND, "no campaign \"%s\"", act_echo(id));
+        }
+    }
     /* A (campaign_id, unit_code) at most once. */
     for (size_t i = 0; i < n; i++) {
         order[i] = (int)i;
@@ -298,29 +313,13 @@ static px_code_t s_get_progress(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         (const Phuxanh__Activation__V1__GetProgressRequest *)request;
     Phuxanh__Activation__V1__GetProgressResponse *resp =
         (Phuxanh__Activation__V1__GetProgressResponse *)reply;
-    act_t *act = px_rpc_ctx_state(ctx);
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     px_code_t code = PX_OK;
     PGresult *sub = NULL, *tot = NULL;
     s_node_t *nodes = NULL;
-    if (!act_code_ok(req->campaign_id, ACT_CAMPAIGN_MAX)) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
-                           "campaign_id: must be 1 to 64 ASCII letters, digits, '-', '_' or '.'");
-    }
-    if (!act_code_ok(req->unit_code, ACT_CODE_MAX) || act_echo(req->unit_code) != req->unit_code) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
-                           "unit_code: must be 1 to 32 ASCII letters, digits or '-'");
-    }
-    const char *codes[1] = {req->unit_code};
-    if (act_units_ensure(act->units, ctx, codes, 1, &st) != PX_OK &&
-        !act_units_get(act->units, req->unit_code, NULL)) {
-        return px_rpc_fail(ctx, PX_UNAVAILABLE,
-                           "unit_code: the unit tree could not be read from the roster");
-    }
-    if (!act_units_get(act->units, req->unit_code, NULL)) {
-        return px_rpc_fail(ctx, PX_NOT_FOUND, "unit_code: no unit \"%s\"",
-                           act_echo(req->unit_code));
+    if ((code = act_check_scope(ctx, req->campaign_id, req->unit_code, NULL)) != PX_OK) {
+        return code;
     }
     const char *p[2] = {req->campaign_id, req->unit_code};
     if (px_db_execp(db, &s_subtree, 2, p, &sub, &st) != PX_OK ||

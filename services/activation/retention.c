@@ -9,13 +9,14 @@
  * a purged campaign goes to zero with the list it counted, exactly as if each
  * entry had been resolved (there is nothing left to follow up).
  *
- * The campaign's last day: this service does not own campaigns (the roster
- * does), and asking the roster would make purging depend on it answering. It
- * uses what it holds itself: the last day on which any citizen of the campaign
- * reached a stage, from the daily counter rows (a small table, grouped by
- * campaign). For a campaign whose events stop on its last day - the normal
- * case - that is the campaign's last day; a campaign that went quiet earlier
- * is purged that much earlier, which errs on the side of keeping less.
+ * The campaign's last day is the roster's (it owns campaigns), read from the
+ * local copy the campaign cache keeps (campaigns table, refreshed by the
+ * background pass), so purging does not depend on the roster answering. Events
+ * may come after that day (a citizen activating at home a week later): they do
+ * not push the purge back - the rule is days after the campaign's last day.
+ * Only for a campaign the local copy does not hold (data recorded before the
+ * copy existed) does it fall back to the last day on which any citizen of the
+ * campaign reached a stage, from the daily counter rows.
  *
  * Events recorded for a campaign after its purge make new citizens (and are
  * counted as such): by then the campaign ended retention-days ago.
@@ -51,7 +52,8 @@ struct act_retention_t {
 static const px_db_stmt_t s_due = {
     "act_ret_due",
     "SELECT d.campaign_id FROM (SELECT campaign_id, max(day) AS last FROM daily "
-    "GROUP BY campaign_id) d WHERE d.last < (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date - "
+    "GROUP BY campaign_id) d LEFT JOIN campaigns k ON k.id = d.campaign_id "
+    "WHERE coalesce(k.ends_on, d.last) < (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date - "
     "$1::int AND (EXISTS (SELECT 1 FROM citizens c WHERE c.campaign_id = d.campaign_id) "
     "OR EXISTS (SELECT 1 FROM follow_ups f WHERE f.campaign_id = d.campaign_id) "
     "OR EXISTS (SELECT 1 FROM events e WHERE e.campaign_id = d.campaign_id "

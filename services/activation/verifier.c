@@ -6,9 +6,9 @@
  * RecordEvents never waits long for the roster: when it cannot be asked, the
  * events are taken with volunteer_verified = false and duty_verdict = 0. Every
  * interval this thread asks CheckDuty for those (a bounded page at a time) and
- * stores the verdicts, and asks ListUnits for the units changed since the
- * cache's tree version. It owns its database connection and its ZeroMQ client:
- * nothing of the workers' is touched from here.
+ * stores the verdicts, asks ListUnits for the units changed since the
+ * cache's tree version, and reads the campaigns again (ListCampaigns). It owns its database
+ * connection and its ZeroMQ client: nothing of the workers' is touched from here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +161,41 @@ static void s_refresh_units(act_verifier_t *self)
     free(token);
 }
 
-/* One round: the tree first (events may name units it brings), then the events. */
+/* Every campaign, page by page: a campaign's days may have moved (retention counts from its
+ * last day), and a new one is then known before its first event. */
+static void s_refresh_campaigns(act_verifier_t *self)
+{
+    px_status_t st;
+    char *token = strdup("");
+    for (int page = 0; token && page < 1000; page++) {
+        Phuxanh__Roster__V1__ListCampaignsRequest req =
+            PHUXANH__ROSTER__V1__LIST_CAMPAIGNS_REQUEST__INIT;
+        req.page_size = 1000;
+        req.page_token = token;
+        ProtobufCMessage *reply = NULL;
+        px_rpc_call_opts_t o = {.timeout_ms = S_CALL_TIMEOUT_MS, .idempotent = true};
+        if (px_rpc_client_call(self->roster, "/phuxanh.roster.v1.RosterService/ListCampaigns",
+                               &req.base, &phuxanh__roster__v1__list_campaigns_response__descriptor,
+                               &reply, &o, &st) != PX_OK) {
+            break;
+        }
+        Phuxanh__Roster__V1__ListCampaignsResponse *r =
+            (Phuxanh__Roster__V1__ListCampaignsResponse *)reply;
+        bool ok = act_campaigns_store(self->act->campaigns, self->db, r->campaigns, r->n_campaigns,
+                                      &st) == PX_OK;
+        free(token);
+        token = ok && r->next_page_token && *r->next_page_token ? strdup(r->next_page_token) : NULL;
+        protobuf_c_message_free_unpacked(reply, NULL);
+    }
+    free(token);
+}
+
+/* One round: the tree and the campaigns first (events may name what they bring), then the
+ * events. */
 static void s_round(act_verifier_t *self)
 {
     s_refresh_units(self);
+    s_refresh_campaigns(self);
     long long last = 0;
     int total = 0;
     for (int page = 0; page < S_ROUND_PAGES; page++) {

@@ -392,6 +392,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         .caller = caller,
         .md = w->md,
         .deadline_us = deadline,
+        .started_us = px_clock_us(),
         .npeers = server->npeers,
         .peer_names = (const char *const *)server->peer_names,
         .peer_endpoints = (const char *const *)server->peer_endpoints,
@@ -986,6 +987,11 @@ const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx)
 int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx)
 {
     return ctx->deadline_us;
+}
+
+int64_t px_rpc_ctx_started_us(const px_rpc_ctx_t *ctx)
+{
+    return ctx->started_us;
 }
 
 int64_t px_rpc_ctx_remaining_us(const px_rpc_ctx_t *ctx)

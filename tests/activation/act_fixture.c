@@ -43,6 +43,55 @@ static const struct {
     {"TN0002", "25969", "2023-07-29"},
 };
 
+static const struct {
+    const char *id, *starts_on, *ends_on;
+} s_campaigns[] = {
+    {"tn-2023", "2023-07-29", "2023-08-27"},
+    {"tn-late", "2023-01-07", "2023-01-29"}, /* ended long ago; events may still come */
+    {"tn-now", "2023-07-01", "2099-12-31"},
+    {"tn-pub", "2023-07-01", "2099-12-31"},
+    {"warmup", "2023-07-01", "2099-12-31"},
+};
+#define S_NCAMPAIGNS (sizeof s_campaigns / sizeof s_campaigns[0])
+
+static Phuxanh__Roster__V1__Campaign *s_campaign_msg(px_rpc_ctx_t *ctx, size_t i)
+{
+    Phuxanh__Roster__V1__Campaign *m = px_rpc_ctx_alloc(ctx, sizeof *m);
+    phuxanh__roster__v1__campaign__init(m);
+    m->id = (char *)s_campaigns[i].id;
+    m->name = px_rpc_ctx_printf(ctx, "Chiến dịch %s", s_campaigns[i].id);
+    m->starts_on = (char *)s_campaigns[i].starts_on;
+    m->ends_on = (char *)s_campaigns[i].ends_on;
+    return m;
+}
+
+static px_code_t s_get_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                ProtobufCMessage *reply)
+{
+    const Phuxanh__Roster__V1__GetCampaignRequest *req = (const void *)request;
+    Phuxanh__Roster__V1__GetCampaignResponse *resp = (void *)reply;
+    for (size_t i = 0; i < S_NCAMPAIGNS; i++) {
+        if (strcmp(s_campaigns[i].id, req->id) == 0) {
+            resp->campaign = s_campaign_msg(ctx, i);
+            return PX_OK;
+        }
+    }
+    return px_rpc_fail(ctx, PX_NOT_FOUND, "id: no campaign \"%s\"", req->id);
+}
+
+/* All of them in one page. */
+static px_code_t s_list_campaigns(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                  ProtobufCMessage *reply)
+{
+    (void)request;
+    Phuxanh__Roster__V1__ListCampaignsResponse *resp = (void *)reply;
+    resp->campaigns = px_rpc_ctx_alloc(ctx, S_NCAMPAIGNS * sizeof *resp->campaigns);
+    for (size_t i = 0; i < S_NCAMPAIGNS; i++) {
+        resp->campaigns[resp->n_campaigns++] = s_campaign_msg(ctx, i);
+    }
+    return PX_OK;
+}
+
 static const s_unit_t *s_unit(act_roster_t *r, const char *code)
 {
     for (size_t i = 0; i < S_VISIBLE(r); i++) {
@@ -176,10 +225,9 @@ static px_code_t s_list_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *re
 }
 
 static const px_rpc_method_t s_roster_methods[] = {
-    {"GetUnits", s_get_units},
-    {"ListUnits", s_list_units},
-    {"CheckDuty", s_check_duty},
-    {"ListVolunteers", s_list_volunteers},
+    {"GetUnits", s_get_units},       {"ListUnits", s_list_units},
+    {"CheckDuty", s_check_duty},     {"ListVolunteers", s_list_volunteers},
+    {"GetCampaign", s_get_campaign}, {"ListCampaigns", s_list_campaigns},
 };
 
 int act_roster_start(act_roster_t *r)

@@ -27,7 +27,9 @@
  * and, once roster.grown is set, 725 > 25978 Vĩnh Phú.
  * Volunteers TN0001..TN0009 exist; on 2023-07-29 (Viet Nam day) TN0001 is on duty at 25966,
  * TN0002 at 25969. Any other volunteer code is unknown. ListVolunteers (codes) names them
- * "Tình nguyện viên <n>" (e.g. TN0003: "Tình nguyện viên 3"). */
+ * "Tình nguyện viên <n>" (e.g. TN0003: "Tình nguyện viên 3"). Campaigns: tn-2023
+ * (2023-07-29..2023-08-27), tn-late (ended 2023-01-29), tn-now, tn-pub and warmup (running
+ * until 2099); any other id is unknown (GetCampaign NOT_FOUND). */
 #define ACT_T_DAY_US 1690599600000000LL /* 2023-07-29T03:00:00Z = 10:00 in Viet Nam */
 #define ACT_T_SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 

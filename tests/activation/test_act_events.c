@@ -345,13 +345,15 @@ static void test_fields_checked(void)
 static void test_volunteers_and_follow_ups(void)
 {
     PX_REQUIRE(s_start("act_volunteer"));
-    Phuxanh__Activation__V1__ActivationEvent *ev[4];
+    Phuxanh__Activation__V1__ActivationEvent *ev[6];
     ev[0] = act_event("v0", s_id(30), "25966", COLLECTED, 0); /* TN0001 on duty here */
     ev[1] = act_event("v1", s_id(31), "25966", COLLECTED, 0); /* TN0002 is at 25969 */
     ev[2] = act_event("v2", s_id(32), "25966", COLLECTED, 0); /* unknown volunteer */
     ev[3] = act_event("v3", s_id(33), "25966", COLLECTED, 0); /* none */
-    const char *vols[] = {"TN0001", "TN0002", "ZZ9", ""};
-    for (int i = 0; i < 4; i++) {
+    ev[4] = act_event("v4", s_id(34), "25966", COLLECTED, 0); /* TN0003: no duty that day */
+    ev[5] = act_event("v5", s_id(35), "25966", COLLECTED, 0); /* TN0001 again */
+    const char *vols[] = {"TN0001", "TN0002", "ZZ9", "", "TN0003", "TN0001"};
+    for (int i = 0; i < 6; i++) {
         free(ev[i]->volunteer_code);
         ev[i]->volunteer_code = strdup(vols[i]);
     }
@@ -359,20 +361,34 @@ static void test_volunteers_and_follow_ups(void)
     free(ev[0]->note);
     ev[0]->note = strdup("số 5 hẻm 3");
     ev[1]->channel = PHUXANH__ACTIVATION__V1__CHANNEL__CHANNEL_VOLUNTEER_PHONE;
+    ev[5]->channel = PHUXANH__ACTIVATION__V1__CHANNEL__CHANNEL_VOLUNTEER_PHONE;
     int calls = atomic_load(&F.roster.check_duty_calls);
     px_status_t st;
-    Phuxanh__Activation__V1__RecordEventsResponse *r = act_record(&F, ev, 4, &st);
+    Phuxanh__Activation__V1__RecordEventsResponse *r = act_record(&F, ev, 6, &st);
     PX_REQUIRE(r);
     PX_CHECK_INT_EQ(atomic_load(&F.roster.check_duty_calls) - calls, 1);
     PX_CHECK_INT_EQ(r->results[0]->code, 0);
     PX_CHECK(r->results[0]->volunteer_verified);
-    PX_CHECK_INT_EQ(r->results[1]->code, 0); /* taken, not verified */
+    /* Not on duty there that day (the roster says so): refused, and why. */
+    PX_CHECK_INT_EQ(r->results[1]->code, 9);
+    PX_CHECK(strstr(r->results[1]->message, "volunteer_code: \"TN0002\" was not on duty at "
+                                            "\"25966\" on 2023-07-29 (assigned to another "
+                                            "ward that day)") == r->results[1]->message);
     PX_CHECK(!r->results[1]->volunteer_verified);
+    PX_CHECK_INT_EQ(r->results[4]->code, 9);
+    PX_CHECK(strstr(r->results[4]->message, "not assigned that day") != NULL);
+    PX_CHECK_INT_EQ(r->results[5]->code, 0);
+    PX_CHECK(r->results[5]->volunteer_verified);
+    PX_CHECK_INT_EQ(r->refused, 3);
     PX_CHECK_INT_EQ(r->results[2]->code, 5);
     PX_CHECK(strncmp(r->results[2]->message, "volunteer_code: ", 16) == 0);
     PX_CHECK_INT_EQ(r->results[3]->code, 0);
     PX_CHECK(r->results[3]->volunteer_verified);
     protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* Nothing of a refused event is stored. */
+    PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM events WHERE idempotency_key IN "
+                                    "('v1', 'v2', 'v4')"),
+                    0);
     PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM follow_ups WHERE kind = 1 AND "
                                     "note = 'số 5 hẻm 3' AND volunteer_code = 'TN0001'"),
                     1);
@@ -392,7 +408,7 @@ static void test_volunteers_and_follow_ups(void)
     PX_CHECK_INT_EQ(p->unit->follow_ups_open, 2);
     PX_CHECK_INT_EQ(p->unit->approved_not_activated, 1);
     protobuf_c_message_free_unpacked(&p->base, NULL);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         act_event_free(ev[i]);
     }
     s_stop();

@@ -2,7 +2,8 @@
  * test_act_retention.c - the retention pass with a tiny retention (0 days, every second):
  * an ended campaign's person-level data (citizen rows, follow-ups, keys and notes in events)
  * goes, its counts stay, the purge is logged (counts only) and audited; a campaign still
- * running is left alone.
+ * running is left alone. The last day is the roster's: a campaign that ended long ago is
+ * purged even when its latest events are from today.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,14 @@ static void test_purge_keeps_counts(void)
     PX_REQUIRE(s_rec("tn-2023", 3, 2, 2, "hẻm 3", 3) == 0);
     int64_t now_offset = px_wall_us() / 1000000 - ACT_T_DAY_US / 1000000 - 60;
     PX_REQUIRE(s_rec("tn-now", 4, 1, 3, "nhà 4", now_offset) == 0);
+    PX_REQUIRE(s_rec("tn-late", 5, 1, 3, "nhà 5", now_offset) == 0);
     bool purged = false;
     for (int i = 0; i < 100 && !purged; i++) {
         purged = s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-2023'") == 0 &&
                  s_q("SELECT count(*) FROM follow_ups WHERE campaign_id = 'tn-2023'") == 0 &&
                  s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-2023' AND "
-                     "(citizen_key IS NOT NULL OR note <> '')") == 0;
+                     "(citizen_key IS NOT NULL OR note <> '')") == 0 &&
+                 s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-late'") == 0;
         if (!purged) {
             usleep(100000);
         }
@@ -75,6 +78,11 @@ static void test_purge_keeps_counts(void)
     PX_CHECK_INT_EQ(act_total(&F, "tn-2023", "25966", 101), 0);
     PX_CHECK_INT_EQ(act_total(&F, "tn-2023", "74", 101), 0);
     PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-2023'"), 3);
+    /* Ended on 2023-01-29 by the roster's calendar, whatever its latest event's day. */
+    PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM events WHERE campaign_id = 'tn-late' AND "
+                        "citizen_key IS NULL AND note = ''"),
+                    1);
+    PX_CHECK_INT_EQ(act_total(&F, "tn-late", "25966", 1), 1);
     /* The running campaign keeps everything. */
     PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM citizens WHERE campaign_id = 'tn-now'"), 1);
     PX_CHECK_INT_EQ(s_q("SELECT count(*) FROM follow_ups WHERE campaign_id = 'tn-now'"), 1);

@@ -2,11 +2,9 @@
  * test_act_with_roster.c - px-activation against a real px-roster process (its own fresh
  * database, units, volunteers, a wave and assignments put in by SQL): units and duty come
  * from the roster; the roster killed, events are still taken unverified; the roster started
- * again on the same endpoint, the background pass verifies them.
- *
- * Until the roster answers GetUnits (its handlers are being written) the test reports itself
- * skipped (exit 77, ctest's SKIP_RETURN_CODE); until it answers CheckDuty the duty case is left
- * out, saying so.
+ * again on the same endpoint, the background pass verifies them. Campaigns come from the
+ * roster too: an unknown one is refused NOT_FOUND, and a volunteer the roster says was not on
+ * duty there is refused FAILED_PRECONDITION.
  */
 #include <libpq-fe.h>
 #include <signal.h>
@@ -17,8 +15,6 @@
 #include "act_fixture.h"
 #include "phuxanh/clock.h"
 #include "px_test.h"
-
-#define SKIP 77
 
 static char *s_roster_db;
 static char s_roster_listen[64];
@@ -47,27 +43,6 @@ static int s_roster_start(void)
     snprintf(db_arg, sizeof db_arg, "--db-url=%s", s_roster_db);
     const char *args[] = {s_roster_listen, db_arg, "--log-level=warn", NULL};
     return proc_start(&s_roster, "services/roster/px-roster", args);
-}
-
-/* Does the roster answer this method (anything but UNIMPLEMENTED)? */
-static bool s_roster_has(const char *method, const ProtobufCMessage *req,
-                         const ProtobufCMessageDescriptor *reply_type)
-{
-    px_status_t st;
-    px_rpc_client_t *c = px_rpc_client_new(s_roster.endpoint, NULL, &st);
-    if (!c) {
-        return false;
-    }
-    char full[128];
-    snprintf(full, sizeof full, "/phuxanh.roster.v1.RosterService/%s", method);
-    ProtobufCMessage *reply = NULL;
-    px_rpc_call_opts_t o = {.timeout_ms = 5000};
-    px_code_t code = px_rpc_client_call(c, full, req, reply_type, &reply, &o, &st);
-    if (reply) {
-        protobuf_c_message_free_unpacked(reply, NULL);
-    }
-    px_rpc_client_destroy(&c);
-    return code != PX_UNIMPLEMENTED && code != PX_UNAVAILABLE;
 }
 
 static long long s_wait(act_fixture_t *f, const char *sql, long long want)
@@ -128,10 +103,11 @@ static void test_real_roster_units_duty_and_outage(void)
     PX_REQUIRE(r);
     PX_CHECK_INT_EQ(r->results[0]->code, 0);
     PX_CHECK(r->results[0]->volunteer_verified);
-    PX_CHECK_INT_EQ(r->results[1]->code, 0); /* taken, TN0002 was at another ward */
+    PX_CHECK_INT_EQ(r->results[1]->code, 9); /* TN0002 was at another ward */
+    PX_CHECK(strstr(r->results[1]->message, "another ward") != NULL);
     PX_CHECK(!r->results[1]->volunteer_verified);
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 1), 2);
+    PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 1), 1);
 
     /* The roster killed: events for a known unit are taken, unverified. */
     testd_stop(&s_roster, SIGKILL);
@@ -159,8 +135,37 @@ static void test_real_roster_units_duty_and_outage(void)
     PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
 }
 
-/* Run only when the roster answers CheckDuty (main builds the table it runs). */
-static const px_test_case_t s_duty_cases[] = {
+static void test_real_roster_campaigns(void)
+{
+    act_fixture_t f;
+    PX_REQUIRE(act_fixture_start_with(&f, "act_real_camp", s_roster.endpoint) == 0);
+    char msg[200] = "";
+    Phuxanh__Activation__V1__ActivationEvent *e = act_event("c1", "074090000951", "25966", 1, 0);
+    free(e->campaign_id);
+    e->campaign_id = strdup("tn-khong-co");
+    PX_CHECK_INT_EQ(act_record1(&f, e, NULL, msg, sizeof msg), 5);
+    PX_CHECK_STR_EQ(msg, "campaign_id: no campaign \"tn-khong-co\"");
+    PX_CHECK_INT_EQ(act_sql_int(&f, "SELECT count(*) FROM events"), 0);
+    free(e->campaign_id);
+    e->campaign_id = strdup("tn-2023");
+    PX_CHECK_INT_EQ(act_record1(&f, e, NULL, NULL, 0), 0);
+    act_event_free(e);
+    /* The campaign's days are kept locally (the retention pass counts from its last day). */
+    PX_CHECK_INT_EQ(act_sql_int(&f, "SELECT count(*) FROM campaigns WHERE id = 'tn-2023' AND "
+                                    "ends_on = '2023-08-27'"),
+                    1);
+    px_status_t st;
+    Phuxanh__Activation__V1__GetProgressResponse *p = act_progress(&f, "tn-khong-co", "725", &st);
+    PX_CHECK(p == NULL && st.code == PX_NOT_FOUND && strstr(st.message, "campaign_id") != NULL);
+    if (p) {
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+    }
+    PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
+}
+
+static const px_test_case_t s_cases[] = {
+    {"real_roster_units", test_real_roster_units},
+    {"real_roster_campaigns", test_real_roster_campaigns},
     {"real_roster_units_duty_and_outage", test_real_roster_units_duty_and_outage},
     {NULL, NULL},
 };
@@ -170,7 +175,7 @@ int main(int argc, char **argv)
     s_roster_db = px_test_db_new("act_roster_db");
     int port = px_test_free_port();
     snprintf(s_roster_listen, sizeof s_roster_listen, "--listen=tcp://127.0.0.1:%d", port);
-    if (port < 0 || s_roster_start() != 0) {
+    if (!s_roster_db || port < 0 || s_roster_start() != 0) {
         fprintf(stderr, "px-roster did not start\n");
         return 1;
     }
@@ -182,32 +187,7 @@ int main(int argc, char **argv)
     }
     PQclear(res);
     PQfinish(c);
-    char *codes[] = {"25966"};
-    Phuxanh__Roster__V1__GetUnitsRequest gu = PHUXANH__ROSTER__V1__GET_UNITS_REQUEST__INIT;
-    gu.codes = codes;
-    gu.n_codes = 1;
-    Phuxanh__Roster__V1__CheckDutyRequest cd = PHUXANH__ROSTER__V1__CHECK_DUTY_REQUEST__INIT;
-    bool units = loaded && s_roster_has("GetUnits", &gu.base,
-                                        &phuxanh__roster__v1__get_units_response__descriptor);
-    bool duty = units && s_roster_has("CheckDuty", &cd.base,
-                                      &phuxanh__roster__v1__check_duty_response__descriptor);
-    if (!units) {
-        fprintf(stderr, "skipped: px-roster does not answer GetUnits yet\n");
-        testd_stop(&s_roster, SIGTERM);
-        char sql[300];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\"", strrchr(s_roster_db, '/') + 1);
-        px_test_admin_exec(sql);
-        return loaded ? SKIP : 1;
-    }
-    if (!duty) {
-        fprintf(stderr,
-                "note: px-roster does not answer CheckDuty yet: the duty case is left out\n");
-    }
-    px_test_case_t cases[3] = {{"real_roster_units", test_real_roster_units}};
-    if (duty) {
-        cases[1] = s_duty_cases[0];
-    }
-    int rc = px_test_main(argc, argv, cases);
+    int rc = loaded ? px_test_main(argc, argv, s_cases) : 1;
     testd_stop(&s_roster, SIGTERM);
     return rc;
 }

@@ -63,6 +63,9 @@ act_env_pg_start "$tmp"
 act_env_act_start activation --pub-endpoint ""
 act_env_act_stop
 act_env_sql activation "$(act_env_tree_sql 0 0 4)"
+# The campaign as the roster would have told the service (its local copy of campaigns).
+act_env_sql activation "INSERT INTO campaigns (id, name, starts_on, ends_on)
+    VALUES ('bench-ingest', 'Bench', current_date - 30, current_date + 30)"
 act_env_sql activation "CREATE TABLE raw_events (LIKE events INCLUDING ALL)"
 pub_port=$(act_env_free_port)
 act_env_act_start activation --workers "$WORKERS" --pub-endpoint "tcp://127.0.0.1:$pub_port"

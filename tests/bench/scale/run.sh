@@ -73,6 +73,9 @@ act_env_pg_start "$tmp"
 act_env_act_start activation --pub-endpoint ""
 act_env_act_stop
 act_env_sql activation "$(act_env_tree_sql "$districts" 10 4)"
+# The campaign as the roster would have told the service (its local copy of campaigns).
+act_env_sql activation "INSERT INTO campaigns (id, name, starts_on, ends_on)
+    VALUES ('$CAMPAIGN', 'Bench', current_date - 30, current_date + 30)"
 act_env_sql activation "INSERT INTO targets (campaign_id, unit_code, target)
     SELECT '$CAMPAIGN', code, 20000 FROM units WHERE level = 3"
 act_env_act_start activation --pub-endpoint ""
