@@ -2,8 +2,9 @@
 # deploy/load-activation-demo.sh - loads the Thuận An demo targets into a running activation
 # service and records a plausible first weekend of demo events (px-activation-demo: generated
 # from a fixed seed, so running it again records nothing new - every event is a duplicate).
-# deploy/quickstart.sh runs it after deploy/load-demo.sh, so that the volunteers of the first
-# wave's assignments can be named.
+# deploy/load-demo.sh runs it twice: with --targets-only before the roster plans the first
+# wave, and in full after, so that the volunteers of that wave's assignments can be named.
+# Arguments are passed on to px-activation-demo.
 #
 # Environment: PX_ACTIVATION_ENDPOINTS (default tcp://127.0.0.1:7102), PX_ROSTER_ENDPOINTS
 # (default tcp://127.0.0.1:7101; empty: no volunteers), PX_DEMO_DATA (default
@@ -31,4 +32,4 @@ fi
 # The service may have been started a moment ago: the demo's calls wait for it to connect and
 # are retried (SetTargets and RecordEvents are idempotent).
 "$DEMO" --endpoint "$ENDPOINT" --roster-endpoint "$ROSTER" --data "$DATA" \
-    --seed "${PX_DEMO_SEED:-20230729}" --citizens "${PX_DEMO_CITIZENS:-3000}"
+    --seed "${PX_DEMO_SEED:-20230729}" --citizens "${PX_DEMO_CITIZENS:-3000}" "$@"

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# deploy/load-demo.sh - loads the Thuận An demo campaign into a running roster service and plans
-# its first wave. deploy/quickstart.sh runs it after starting the services; running it again
-# changes nothing (the upserts answer "unchanged", PlanWave only tops the wave up).
+# deploy/load-demo.sh - loads the whole Thuận An demo into running services, in the order the
+# campaign itself runs:
+#   1. the roster's units, volunteers, campaign and waves (px-roster-import);
+#   2. the activation service's targets (px-activation-demo --targets-only), so that
+#   3. the first wave's plan (PlanWave) spreads volunteers by each ward's distance to target;
+#   4. a first weekend of activation events (deploy/load-activation-demo.sh), naming the
+#      volunteers that plan put on duty.
+# deploy/quickstart.sh runs it after starting the services. Running it again changes nothing:
+# the upserts answer "unchanged", PlanWave only tops the wave up, every event is a duplicate.
 #
-# Environment: PX_ROSTER_ENDPOINTS (default tcp://127.0.0.1:7101), PX_DEMO_DATA (default
-# ../shared/data/thuan-an beside this checkout), PX_IMPORT_BIN (default build/services/roster/
-# px-roster-import).
+# Environment: PX_ROSTER_ENDPOINTS (default tcp://127.0.0.1:7101), PX_ACTIVATION_ENDPOINTS
+# (default tcp://127.0.0.1:7102; empty: the roster alone, planned evenly), PX_DEMO_DATA
+# (default ../shared/data/thuan-an beside this checkout), PX_IMPORT_BIN (default
+# build/services/roster/px-roster-import); load-activation-demo.sh reads the rest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 DATA="${PX_DEMO_DATA:-$ROOT/../shared/data/thuan-an}"
 ENDPOINT="${PX_ROSTER_ENDPOINTS:-tcp://127.0.0.1:7101}"
 ENDPOINT="${ENDPOINT%%,*}" # the importer talks to one roster
+ACTIVATION="${PX_ACTIVATION_ENDPOINTS-tcp://127.0.0.1:7102}"
 IMPORT="${PX_IMPORT_BIN:-$ROOT/build/services/roster/px-roster-import}"
 
 if [ ! -x "$IMPORT" ]; then
@@ -23,6 +31,19 @@ if [ ! -d "$DATA" ]; then
     exit 1
 fi
 
-# The roster may have been started a moment ago: the importer's first call waits for it to
-# connect (and retries, the upserts being idempotent).
+# The services may have been started a moment ago: the first calls wait for them to connect
+# (and are retried, the upserts being idempotent).
+echo "load-demo: roster data" >&2
+"$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA"
+if [ -n "$ACTIVATION" ]; then
+    echo "load-demo: activation targets" >&2
+    PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
+        "$ROOT/deploy/load-activation-demo.sh" --targets-only
+fi
+echo "load-demo: planning the first wave" >&2
 "$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA" --plan-first-wave
+if [ -n "$ACTIVATION" ]; then
+    echo "load-demo: a first weekend of activation events" >&2
+    PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
+        "$ROOT/deploy/load-activation-demo.sh"
+fi

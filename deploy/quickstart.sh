@@ -217,7 +217,7 @@ cmd_start() {
     # Same tree and build type as tests/run.sh --quick, but warnings do not stop a start.
     echo "==> building build/"
     cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPX_WERROR=OFF -DPX_SANITIZE= >/dev/null
-    cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
+    cmake --build build --target px-system -j"$(nproc 2>/dev/null || echo 2)"
 
     start_postgres
     local url="postgresql://postgres@127.0.0.1:$PG_PORT"
@@ -238,21 +238,16 @@ cmd_start() {
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
 
     # ------------------------------------------------------------ load demo data
+    # Roster data, activation targets, the first wave's plan, then a weekend of events: in
+    # that order (see deploy/load-demo.sh). Without a running activation service the roster
+    # is loaded alone and the wave planned evenly.
     if [ -x deploy/load-demo.sh ]; then
         echo "==> loading the demo data (deploy/load-demo.sh)"
-        if ! PX_PG_PORT="$PG_PORT" PX_PG_BINDIR="$PGBIN" \
-            PX_ROSTER_DB_URL="$url/roster" PX_ACTIVATION_DB_URL="$url/activation" \
-            PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" \
-            PX_GATEWAY_URL="http://$GATEWAY_HTTP" deploy/load-demo.sh; then
+        local act_ep="$ACTIVATION_ENDPOINT"
+        service_pid activation >/dev/null || act_ep=""
+        if ! PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_ACTIVATION_ENDPOINTS="$act_ep" \
+            deploy/load-demo.sh; then
             echo "error: deploy/load-demo.sh failed" >&2
-            START_FAILED=1
-        fi
-    fi
-    if [ -x deploy/load-activation-demo.sh ] && service_pid activation >/dev/null; then
-        echo "==> loading the activation demo (deploy/load-activation-demo.sh)"
-        if ! PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
-            deploy/load-activation-demo.sh; then
-            echo "error: deploy/load-activation-demo.sh failed" >&2
             START_FAILED=1
         fi
     fi

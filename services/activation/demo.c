@@ -4,7 +4,11 @@
  * that progress and counts show something real.
  *
  *   px-activation-demo [--endpoint tcp://127.0.0.1:7102] [--roster-endpoint tcp://...]
- *                      [--data DIR] [--seed N] [--citizens N]
+ *                      [--data DIR] [--seed N] [--citizens N] [--targets-only]
+ *
+ * --targets-only sets the targets and stops: deploy/load-demo.sh sets them before the roster
+ * plans the first wave (PlanWave spreads by distance to target), and records the events after
+ * (they name the volunteers that plan put on duty).
  *
  * Everything is generated from the seed (a fixed PRNG, no clock, no random
  * device): the same seed gives the same citizens, events and idempotency keys,
@@ -280,6 +284,11 @@ static int s_citizen(uint64_t seed, int i, const s_world_t *w, s_event_t *out)
         if (k > 0) {
             t += 10 * 60 + s_pick(&rng, 6 * 3600); /* approval, activation: later that day */
             t = t > end ? end - s_pick(&rng, 600) : t;
+            if ((t - S_DAY0_UNIX) / 86400 != day) {
+                /* Past midnight the volunteer is off duty (the service would refuse the
+                 * event as naming one not on duty that day): it names nobody. */
+                e->vol[0] = '\0';
+            }
         }
         e->at = t;
     }
@@ -373,9 +382,9 @@ static int s_record(px_rpc_client_t *act, const s_event_t *ev, size_t n, long lo
         Phuxanh__Activation__V1__RecordEventsResponse *r = (void *)reply;
         sum[0] += r->recorded;
         sum[1] += r->duplicates;
-        sum[2] += r->refused;
-        for (size_t k = 0; k < r->n_results && sum[2] > 0 && sum[2] <= 5; k++) {
-            if (r->results[k]->code != 0) {
+        /* The first few refusals, with their reasons: enough to see what went wrong. */
+        for (size_t k = 0; k < r->n_results; k++) {
+            if (r->results[k]->code != 0 && sum[2]++ < 5) {
                 fprintf(stderr, "demo: event %s refused: %s\n", ev[off + k].key,
                         r->results[k]->message);
             }
@@ -388,7 +397,7 @@ static int s_record(px_rpc_client_t *act, const s_event_t *ev, size_t n, long lo
 static void s_usage(void)
 {
     fprintf(stderr, "usage: px-activation-demo [--endpoint EP] [--roster-endpoint EP] "
-                    "[--data DIR] [--seed N] [--citizens N]\n");
+                    "[--data DIR] [--seed N] [--citizens N] [--targets-only]\n");
 }
 
 int main(int argc, char **argv)
@@ -396,8 +405,13 @@ int main(int argc, char **argv)
     const char *endpoint = "tcp://127.0.0.1:7102", *roster = "", *dir = "../shared/data/thuan-an";
     uint64_t seed = 20230729;
     long citizens = 3000;
+    bool targets_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--targets-only") == 0) {
+            targets_only = true;
+            continue;
+        }
         if (!v) {
             s_usage();
             return 2;
@@ -450,6 +464,11 @@ int main(int argc, char **argv)
         goto done;
     }
     if (s_set_targets(act, w) != 0) {
+        goto done;
+    }
+    if (targets_only) {
+        printf("demo: targets set\n");
+        rc = 0;
         goto done;
     }
     long long sum[3] = {0, 0, 0};
