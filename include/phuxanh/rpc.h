@@ -127,6 +127,9 @@ int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx);
 int64_t px_rpc_ctx_remaining_us(const px_rpc_ctx_t *ctx);
 /* When the handler was called (px_clock_us scale): for budgets shared by a handler's steps. */
 int64_t px_rpc_ctx_started_us(const px_rpc_ctx_t *ctx);
+/* The worker running the call, 0..workers-1: no two calls in flight at once share it (e.g. to
+ * spread hot counters over rows one per worker). */
+int px_rpc_ctx_worker(const px_rpc_ctx_t *ctx);
 /* This worker's client for a peer declared with px_rpc_server_add_peer, or NULL. */
 px_rpc_client_t *px_rpc_ctx_peer(px_rpc_ctx_t *ctx, const char *name);
 /* Call-lifetime memory: zeroed, freed after the reply is sent. NULL only when out of memory. */

@@ -185,8 +185,8 @@ px_code_t act_check_scope(px_rpc_ctx_t *ctx, const char *campaign, const char *u
                           act_unit_t *out);
 /* Adds delta to the open follow-up counters (totals, ACT_TOTAL_FOLLOW_UPS) of the chain of
  * (ward, neighborhood), n rows, inside the caller's transaction - the same chain RecordEvents
- * counted them on. (followups.c) */
-px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, const char *campaign,
+ * counted them on - in counter shard `shard` (act_shard). (followups.c) */
+px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, int shard, const char *campaign,
                                const char *const *wards, const char *const *neighborhoods,
                                const int *deltas, size_t n, px_status_t *st);
 
@@ -203,6 +203,9 @@ Phuxanh__Activation__V1__FollowUp *act_follow_up_row(px_rpc_ctx_t *ctx, const PG
 /* Appends one row to the audit table (inside the caller's transaction): caller, method and
  * request id from ctx, detail a JSON object text or NULL. */
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);
+/* The counter shard a handler writes totals and daily rows to (0004_counter_shards.sql):
+ * its worker's number, so that calls in flight at once never wait on each other's rows. */
+int act_shard(px_rpc_ctx_t *ctx);
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
 px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
 /* The deadline of a roster call made inside a handler: the call's own deadline or

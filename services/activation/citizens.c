@@ -252,8 +252,8 @@ static px_code_t s_forget_citizen(px_rpc_ctx_t *ctx, const ProtobufCMessage *req
             nbhs[i] = PQgetvalue(open, (int)i, 1);
             minus[i] = -1;
         }
-        if (act_follow_ups_count(act->units, db, req->campaign_id, wards, nbhs, minus, nopen,
-                                 &st) != PX_OK) {
+        if (act_follow_ups_count(act->units, db, act_shard(ctx), req->campaign_id, wards, nbhs,
+                                 minus, nopen, &st) != PX_OK) {
             goto fail;
         }
     }

@@ -35,6 +35,11 @@ px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
     return px_rpc_fail_status(ctx, st);
 }
 
+int act_shard(px_rpc_ctx_t *ctx)
+{
+    return px_rpc_ctx_worker(ctx);
+}
+
 int64_t act_roster_deadline(px_rpc_ctx_t *ctx)
 {
     int64_t budget = px_rpc_ctx_started_us(ctx) + (int64_t)ACT_ROSTER_BUDGET_MS * 1000;

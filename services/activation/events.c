@@ -113,21 +113,22 @@ static const px_db_stmt_t s_citizens_put = {
 
 static const px_db_stmt_t s_totals_add = {
     "act_ev_totals_add",
-    "INSERT INTO totals (campaign_id, unit_code, stage, count) "
-    "SELECT c, u, s, d FROM unnest($1::text[], $2::text[], $3::smallint[], $4::int[]) "
-    "AS x(c, u, s, d) ORDER BY c, u, s "
-    "ON CONFLICT (campaign_id, unit_code, stage) DO UPDATE SET count = totals.count + "
-    "EXCLUDED.count",
+    "INSERT INTO totals_shards (campaign_id, unit_code, stage, shard, count) "
+    "SELECT c, u, s, $5::smallint, d FROM unnest($1::text[], $2::text[], $3::smallint[], "
+    "$4::int[]) AS x(c, u, s, d) ORDER BY c, u, s "
+    "ON CONFLICT (campaign_id, unit_code, stage, shard) DO UPDATE SET count = "
+    "totals_shards.count + EXCLUDED.count",
 };
 
 static const px_db_stmt_t s_daily_add = {
     "act_ev_daily_add",
-    "INSERT INTO daily (campaign_id, unit_code, day, stage, channel, volunteer_code, count) "
-    "SELECT c, u, dy, s, ch, v, d FROM unnest($1::text[], $2::text[], $3::date[], "
+    "INSERT INTO daily_shards (campaign_id, unit_code, day, stage, channel, volunteer_code, "
+    "shard, count) "
+    "SELECT c, u, dy, s, ch, v, $8::smallint, d FROM unnest($1::text[], $2::text[], $3::date[], "
     "$4::smallint[], $5::smallint[], $6::text[], $7::int[]) AS x(c, u, dy, s, ch, v, d) "
     "ORDER BY c, u, dy, s, ch, v "
-    "ON CONFLICT (campaign_id, unit_code, day, stage, channel, volunteer_code) "
-    "DO UPDATE SET count = daily.count + EXCLUDED.count",
+    "ON CONFLICT (campaign_id, unit_code, day, stage, channel, volunteer_code, shard) "
+    "DO UPDATE SET count = daily_shards.count + EXCLUDED.count",
 };
 
 static const px_db_stmt_t s_follow_ups_add = {
@@ -983,6 +984,8 @@ static px_code_t s_write_counts(s_batch_t *b, px_status_t *st)
     }
     s_fold(&b->totals);
     s_fold(&b->daily);
+    char shard[16];
+    snprintf(shard, sizeof shard, "%d", act_shard(b->ctx));
     if (b->totals.n > 0) {
         act_arr_t a[4];
         for (int k = 0; k < 4; k++) {
@@ -995,11 +998,11 @@ static px_code_t s_write_counts(s_batch_t *b, px_status_t *st)
             act_arr_addf(&a[2], "%d", d->stage);
             act_arr_addf(&a[3], "%d", d->delta);
         }
-        const char *p[4] = {act_arr_end(&a[0]), act_arr_end(&a[1]), act_arr_end(&a[2]),
-                            act_arr_end(&a[3])};
+        const char *p[5] = {act_arr_end(&a[0]), act_arr_end(&a[1]), act_arr_end(&a[2]),
+                            act_arr_end(&a[3]), shard};
         code = (!p[0] || !p[1] || !p[2] || !p[3])
                    ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_totals_add, 4, p, NULL, st);
+                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_totals_add, 5, p, NULL, st);
         for (int k = 0; k < 4; k++) {
             act_arr_free(&a[k]);
         }
@@ -1021,14 +1024,15 @@ static px_code_t s_write_counts(s_batch_t *b, px_status_t *st)
             act_arr_add(&a[5], d->volunteer);
             act_arr_addf(&a[6], "%d", d->delta);
         }
-        const char *p[7];
+        const char *p[8];
         bool oom = false;
         for (int k = 0; k < 7; k++) {
             p[k] = act_arr_end(&a[k]);
             oom = oom || !p[k];
         }
+        p[7] = shard;
         code = oom ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_daily_add, 7, p, NULL, st);
+                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_daily_add, 8, p, NULL, st);
         for (int k = 0; k < 7; k++) {
             act_arr_free(&a[k]);
         }

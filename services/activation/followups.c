@@ -65,16 +65,15 @@ static const px_db_stmt_t s_fu_resolve = {
     "WHERE f.id = $1 AND f.resolved_at IS NULL RETURNING " ACT_FU_COLS,
 };
 
-/* Deltas per unit, the rows locked in unit order first (RecordEvents writes totals in that
- * order too, so the two never wait on each other in a cycle). */
+/* Deltas per unit into the caller's shard, in unit order (the order RecordEvents writes
+ * totals in, so that two writers sharing a shard never wait on each other in a cycle). */
 static const px_db_stmt_t s_fu_count = {
     "act_fu_count",
-    "WITH x AS (SELECT u, sum(d)::int AS d FROM unnest($2::text[], $3::int[]) AS x(u, d) "
-    "GROUP BY u), "
-    "l AS (SELECT t.unit_code FROM totals t JOIN x ON t.unit_code = x.u "
-    "WHERE t.campaign_id = $1 AND t.stage = 101 ORDER BY t.unit_code FOR UPDATE OF t) "
-    "UPDATE totals t SET count = t.count + x.d FROM x WHERE t.campaign_id = $1 "
-    "AND t.stage = 101 AND t.unit_code = x.u AND (SELECT count(*) FROM l) >= 0",
+    "INSERT INTO totals_shards (campaign_id, unit_code, stage, shard, count) "
+    "SELECT $1, u, 101, $4::smallint, sum(d)::int FROM unnest($2::text[], $3::int[]) AS x(u, d) "
+    "GROUP BY u ORDER BY u "
+    "ON CONFLICT (campaign_id, unit_code, stage, shard) DO UPDATE SET count = "
+    "totals_shards.count + EXCLUDED.count",
 };
 
 /* $1 campaign, $2 unit, $3 older than days, $4 offset, $5 limit. */
@@ -133,10 +132,12 @@ Phuxanh__Activation__V1__FollowUp *act_follow_up_row(px_rpc_ctx_t *ctx, const PG
     return f;
 }
 
-px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, const char *campaign,
+px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, int shard, const char *campaign,
                                const char *const *wards, const char *const *neighborhoods,
                                const int *deltas, size_t n, px_status_t *st)
 {
+    char sh[16];
+    snprintf(sh, sizeof sh, "%d", shard);
     act_arr_t us, ds;
     act_arr_init(&us);
     act_arr_init(&ds);
@@ -148,9 +149,9 @@ px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, const char *camp
             act_arr_addf(&ds, "%d", deltas[i]);
         }
     }
-    const char *p[3] = {campaign, act_arr_end(&us), act_arr_end(&ds)};
+    const char *p[4] = {campaign, act_arr_end(&us), act_arr_end(&ds), sh};
     px_code_t code = !p[1] || !p[2] ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                                    : px_db_execp(db, &s_fu_count, 3, p, NULL, st);
+                                    : px_db_execp(db, &s_fu_count, 4, p, NULL, st);
     act_arr_free(&us);
     act_arr_free(&ds);
     return code;
@@ -286,8 +287,8 @@ static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *
         }
         const char *ward = PQgetvalue(res, 0, 3), *nbh = PQgetvalue(res, 0, 4);
         const int minus = -1;
-        if (act_follow_ups_count(act->units, db, PQgetvalue(res, 0, 2), &ward, &nbh, &minus, 1,
-                                 &st) != PX_OK) {
+        if (act_follow_ups_count(act->units, db, act_shard(ctx), PQgetvalue(res, 0, 2), &ward, &nbh,
+                                 &minus, 1, &st) != PX_OK) {
             goto fail;
         }
         answer = upd;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "activation.h"
@@ -36,6 +37,8 @@
  * rows (4 levels x 4 stages per citizen, folded); this holds several such batches while the
  * thread reads, and 16,384 x ~120 bytes stays a small fixed cost. */
 #define S_QUEUE_MAX 16384
+/* The shortest time between two reads of the figures (see s_thread). */
+#define S_GATHER_MS 20
 /* Messages a slow subscriber may fall behind by before ZeroMQ drops for it. */
 #define S_SNDHWM 100000
 
@@ -196,11 +199,25 @@ static void *s_thread(void *arg)
                     NULL);
         return NULL;
     }
+    int64_t last_us = 0;
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&self->mu);
         while (!self->stop && self->count == 0) {
             pthread_cond_wait(&self->cv, &self->mu);
+        }
+        /* At most one read of the figures per S_GATHER_MS: under load the commits of that
+         * window share one query (each still gets its own messages, with the figures after
+         * it or a later commit). Idle, the first change goes out at once. */
+        struct timespec until;
+        int64_t wait_us = last_us + S_GATHER_MS * 1000 - px_clock_us();
+        if (wait_us > 0 && !self->stop) {
+            clock_gettime(CLOCK_REALTIME, &until);
+            int64_t ns = until.tv_nsec + wait_us * 1000;
+            until.tv_sec += ns / 1000000000;
+            until.tv_nsec = ns % 1000000000;
+            while (!self->stop && pthread_cond_timedwait(&self->cv, &self->mu, &until) == 0) {
+            }
         }
         bool stop = self->stop;
         while (self->count > 0) {
@@ -210,6 +227,7 @@ static void *s_thread(void *arg)
         }
         pthread_mutex_unlock(&self->mu);
         if (n > 0) {
+            last_us = px_clock_us();
             s_publish(self, batch, n);
         }
         long long dropped = atomic_load(&self->dropped);

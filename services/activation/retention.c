@@ -122,7 +122,8 @@ static px_code_t s_purge_campaign(act_retention_t *self, const char *campaign, p
             nbhs[i] = PQgetvalue(open, (int)i, 1);
             deltas[i] = -atoi(PQgetvalue(open, (int)i, 2));
         }
-        if (act_follow_ups_count(self->act->units, self->db, campaign, wards, nbhs, deltas, n,
+        /* Shard 0: shared with worker 0, which at worst waits for this transaction. */
+        if (act_follow_ups_count(self->act->units, self->db, 0, campaign, wards, nbhs, deltas, n,
                                  st) != PX_OK) {
             goto fail;
         }

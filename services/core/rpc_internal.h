@@ -60,6 +60,7 @@ struct px_rpc_ctx_t {
     const px_md_t *md;
     int64_t deadline_us;
     int64_t started_us; /* when the handler was called (px_clock_us) */
+    int worker;         /* the worker running it, 0..workers-1 */
     /* outgoing peers of this worker: names and lazily made clients */
     size_t npeers;
     const char *const *peer_names;

@@ -210,6 +210,7 @@ const char *px_rpc_server_endpoint(const px_rpc_server_t *self)
 
 typedef struct {
     px_rpc_server_t *server;
+    int index; /* the worker's number, 0..workers-1 */
     void *sock;
     px__arena_t *arena;
     px_db_t *db;
@@ -393,6 +394,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         .md = w->md,
         .deadline_us = deadline,
         .started_us = px_clock_us(),
+        .worker = w->index,
         .npeers = server->npeers,
         .peer_names = (const char *const *)server->peer_names,
         .peer_endpoints = (const char *const *)server->peer_endpoints,
@@ -458,7 +460,7 @@ static void *s_worker_main(void *arg)
 {
     worker_t *wk = arg;
     px_rpc_server_t *server = wk->server;
-    wstate_t w = {.server = server};
+    wstate_t w = {.server = server, .index = wk->index};
     w.sock = zmq_socket(px__zmq_ctx(), ZMQ_DEALER);
     w.arena = px__arena_new();
     if (px__server_has_db(server)) {
@@ -992,6 +994,11 @@ int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx)
 int64_t px_rpc_ctx_started_us(const px_rpc_ctx_t *ctx)
 {
     return ctx->started_us;
+}
+
+int px_rpc_ctx_worker(const px_rpc_ctx_t *ctx)
+{
+    return ctx->worker;
 }
 
 int64_t px_rpc_ctx_remaining_us(const px_rpc_ctx_t *ctx)

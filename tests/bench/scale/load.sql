@@ -3,7 +3,8 @@
 -- consistent with each other: one citizens row each, one events row per stage reached
 -- (collected, then approved, then activated; or collected then rejected), the totals at every
 -- level of the tree (neighborhood, ward, district, province; 101 = open follow-ups), the daily
--- rows (ward, Viet Nam day, stage, channel, volunteer), and the follow-ups of the no-phone and
+-- rows (ward, Viet Nam day, stage, channel, volunteer), both in 8 counter shards, and the
+-- follow-ups of the no-phone and
 -- volunteer-phone citizens. Citizen keys are synthetic (sha256 of the index, not HMACs of ID
 -- numbers): the benchmark reads counts, never a person. The campaign runs 30 days.
 \set ON_ERROR_STOP 1
@@ -53,26 +54,31 @@ INSERT INTO follow_ups (campaign_id, citizen_key, kind, unit_code, neighborhood_
                         volunteer_code, note, last3, created_at)
 SELECT :'camp', k, fu, ward, nb, vol, 'Nhà số ' || last3, last3, a1 FROM scale_cit WHERE fu > 0;
 
--- Totals at every level: the neighborhood, the ward, its district, the province.
-INSERT INTO totals (campaign_id, unit_code, stage, count)
+-- Totals at every level: the neighborhood, the ward, its district, the province; spread over
+-- 8 counter shards (0004_counter_shards.sql) as the service's 8 workers would have written
+-- them, so the reads sum as many rows as after a real ingest.
+INSERT INTO totals_shards (campaign_id, unit_code, stage, shard, count)
 WITH base AS (
-    SELECT c.ward, c.nb, s.stage, count(*) AS n FROM scale_cit c,
+    SELECT c.ward, c.nb, s.stage, c.g % 8 AS shard, count(*) AS n FROM scale_cit c,
         LATERAL (VALUES (1, c.a1), (2, c.a2), (3, c.a3), (4, c.a4),
                         (101, CASE WHEN c.fu > 0 THEN c.a1 END)) AS s(stage, at)
-    WHERE s.at IS NOT NULL GROUP BY 1, 2, 3),
+    WHERE s.at IS NOT NULL GROUP BY 1, 2, 3, 4),
 chain AS (
-    SELECT b.nb AS unit, b.stage, b.n FROM base b WHERE b.nb <> ''
-    UNION ALL SELECT b.ward, b.stage, b.n FROM base b
-    UNION ALL SELECT wu.parent_code, b.stage, b.n FROM base b JOIN units wu ON wu.code = b.ward
-    UNION ALL SELECT du.parent_code, b.stage, b.n FROM base b JOIN units wu ON wu.code = b.ward
+    SELECT b.nb AS unit, b.stage, b.shard, b.n FROM base b WHERE b.nb <> ''
+    UNION ALL SELECT b.ward, b.stage, b.shard, b.n FROM base b
+    UNION ALL SELECT wu.parent_code, b.stage, b.shard, b.n FROM base b
+        JOIN units wu ON wu.code = b.ward
+    UNION ALL SELECT du.parent_code, b.stage, b.shard, b.n FROM base b
+        JOIN units wu ON wu.code = b.ward
         JOIN units du ON du.code = wu.parent_code WHERE du.parent_code IS NOT NULL)
-SELECT :'camp', unit, stage, sum(n) FROM chain GROUP BY unit, stage;
+SELECT :'camp', unit, stage, shard, sum(n) FROM chain GROUP BY unit, stage, shard;
 
-INSERT INTO daily (campaign_id, unit_code, day, stage, channel, volunteer_code, count)
+INSERT INTO daily_shards (campaign_id, unit_code, day, stage, channel, volunteer_code, shard,
+                          count)
 SELECT :'camp', c.ward, (s.at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, s.stage, c.channel, c.vol,
-       count(*)
+       c.g % 8, count(*)
 FROM scale_cit c, LATERAL (VALUES (1, c.a1), (2, c.a2), (3, c.a3), (4, c.a4)) AS s(stage, at)
-WHERE s.at IS NOT NULL GROUP BY 2, 3, 4, 5, 6;
+WHERE s.at IS NOT NULL GROUP BY 2, 3, 4, 5, 6, 7;
 
 DROP TABLE scale_cit;
 ANALYZE;
