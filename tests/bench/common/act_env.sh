@@ -2,9 +2,11 @@
 # shellcheck disable=SC2034,SC2154 # sets ACT_* for the caller; reads its build and logs
 # tests/bench/common/act_env.sh - sourced by the activation benchmarks (ingest, scale): a
 # throwaway PostgreSQL and px-activation, stopped by the caller's EXIT trap (act_env_stop).
+# The roster benchmark takes its PostgreSQL from here too, through roster_env.sh.
 #
-#   act_env_pg_start DIR        initdb in DIR/pg (as postgres when root), durable settings
-#                               (fsync, synchronous_commit=on), a free port; sets PG_URL_BASE
+#   act_env_pg_start DIR [DB]   initdb in DIR/pg (as postgres when root), durable settings
+#                               (fsync, synchronous_commit=on), a free port, database DB
+#                               (default activation); sets PG_URL_BASE
 #   act_env_sql DB SQL          psql -v ON_ERROR_STOP=1 on database DB
 #   act_env_act_start DB [ARGS] px-activation on DB, a free port, the bench secret; sets
 #                               ACT_ENDPOINT and ACT_PID (waits for READY)
@@ -56,7 +58,7 @@ act_env_pg_start() {
             -c synchronous_commit=on -c shared_buffers=512MB -c max_wal_size=8GB \
             -c max_connections=100" start >/dev/null || { tail "$PG_DIR/log" >&2; return 1; }
     PG_URL_BASE="postgresql://postgres@127.0.0.1:$PG_PORT"
-    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres activation
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "${2:-activation}"
 }
 
 act_env_sql() { # DB SQL
@@ -68,6 +70,9 @@ act_env_act_start() { # DB [extra args]
     local db=$1 port i line
     shift
     port=$(act_env_free_port)
+    # Emptied here, not by the redirection below: that happens in the child, after this shell
+    # may already have read an earlier start's READY line.
+    : >"$logs/activation.out"
     "$build/services/activation/px-activation" --listen "tcp://127.0.0.1:$port" \
         --db-url "$PG_URL_BASE/$db" --citizen-key "$ACT_SECRET" --log-level warn "$@" \
         >"$logs/activation.out" 2>>"$logs/activation.log" &
