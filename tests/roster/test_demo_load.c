@@ -1,19 +1,22 @@
 /*
  * test_demo_load.c - the Thuận An demo set end to end: px-roster-import loads
  * ../shared/data/thuan-an into a real px-roster twice (the second time changes
- * nothing), then every one of the ten waves is planned with the activation
- * service played by px-activation-double (given targets.csv's targets; the real
- * service, issue 4, is not there yet).
+ * nothing) and, in the order of deploy/load-demo.sh, px-activation-demo loads
+ * targets.csv into a real px-activation that asks that roster about units,
+ * campaigns and duty, the first wave is planned, and a seeded weekend of events
+ * naming that wave's volunteers is recorded; then every one of the ten waves is
+ * planned from the activation service's figures.
  *
  * What it proves: the loader and the batch upserts agree on the files; a re-import
- * is all unchanged; --plan-first-wave plans; every wave gets its 30, nobody is
- * booked twice on one day, and every ward gets volunteers in every wave; a
- * malformed file is refused with nothing sent.
+ * is all unchanged; --plan-first-wave plans, by the targets; the volunteers it
+ * put on duty are accepted on the events; every wave gets its 30, spread by what
+ * the activation service says each ward still lacks, nobody is booked twice on
+ * one day, and every ward gets volunteers in every wave; a malformed file is
+ * refused with nothing sent.
  *
  * The data directory is found beside the repository: PX_SOURCE_DIR from the
  * environment, else the one CMake compiled in.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +31,15 @@
 #endif
 
 #define CAMPAIGN "tn-cuoi-tuan-2023"
+#define DISTRICT "725" /* Thuận An, the campaign's area */
 #define NWAVES 10
 #define NWARDS 10
+/* The sum of targets.csv's targets. */
+#define TARGETS_SUM 107950
+/* Citizens px-activation-demo makes up (its default is 3,000): enough that every ward has
+ * activations, few enough to load in a moment. */
+#define DEMO_CITIZENS "600"
+#define DEMO_BIN "services/activation/px-activation-demo"
 
 static const char *s_data_dir(void)
 {
@@ -39,11 +49,12 @@ static const char *s_data_dir(void)
     return dir;
 }
 
-/* Runs px-roster-import with args; its stdout lines joined by '\n' into out. Exit status. */
-static int s_import(const char *const *args, char *out, size_t cap)
+/* Runs one of our programs (binary relative to the build tree) with args; its stdout lines
+ * joined by '\n' into out. Exit status. */
+static int s_run(const char *binary, const char *const *args, char *out, size_t cap)
 {
     char bin[1024];
-    snprintf(bin, sizeof bin, "%s/services/roster/px-roster-import", px_test_bin_dir());
+    snprintf(bin, sizeof bin, "%s/%s", px_test_bin_dir(), binary);
     char *argv[16] = {bin};
     int n = 1;
     for (size_t i = 0; args[i] && n < 15; i++) {
@@ -69,42 +80,54 @@ static int s_import(const char *const *args, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* "--progress=unit:target:0,..." from targets.csv (campaign,unit_code,target_activated). */
-static int s_progress_flag(char *out, size_t cap)
+static int s_import(const char *const *args, char *out, size_t cap)
 {
-    char path[2200];
-    snprintf(path, sizeof path, "%s/targets.csv", s_data_dir());
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    return s_run("services/roster/px-roster-import", args, out, cap);
+}
+
+/* What the activation service says each ward of the district still lacks (target minus
+ * activated, never below 0), as the planner must read it; the number of wards, -1 on failure.
+ * Also checks that the targets are targets.csv's (their sum) and that events were counted. */
+static int s_remaining(roster_peer_t *a, char codes[][16], int *remaining, int cap)
+{
+    Phuxanh__Activation__V1__GetProgressRequest req =
+        PHUXANH__ACTIVATION__V1__GET_PROGRESS_REQUEST__INIT;
+    req.campaign_id = CAMPAIGN;
+    req.unit_code = DISTRICT;
+    ProtobufCMessage *msg = NULL;
+    px_status_t st;
+    if (roster_peer_call(a, "GetProgress", &req.base,
+                         &phuxanh__activation__v1__get_progress_response__descriptor, &msg,
+                         &st) != PX_OK) {
+        fprintf(stderr, "GetProgress: %s\n", st.message);
         return -1;
     }
-    size_t len = (size_t)snprintf(out, cap, "--progress=");
-    char line[256];
-    int rows = 0;
-    while (fgets(line, sizeof line, f)) {
-        char campaign[80], unit[40];
-        long target;
-        if (sscanf(line, "%79[^,],%39[^,],%ld", campaign, unit, &target) == 3) {
-            len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s:%ld:0",
-                                    rows ? "," : "", unit, target);
-            rows++;
-        }
+    const Phuxanh__Activation__V1__GetProgressResponse *rep = (const void *)msg;
+    int n = 0;
+    long long targets = 0, activated = 0;
+    for (size_t i = 0; i < rep->n_children && n < cap; i++, n++) {
+        const Phuxanh__Activation__V1__ProgressRow *row = rep->children[i];
+        snprintf(codes[n], sizeof codes[n], "%s", row->unit_code);
+        remaining[n] = row->target > row->activated ? row->target - row->activated : 0;
+        targets += row->target;
+        activated += row->activated;
     }
-    fclose(f);
-    return rows == NWARDS ? 0 : -1;
+    PX_CHECK_INT_EQ(targets, TARGETS_SUM);
+    PX_CHECK(activated > 0);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return n;
 }
 
 static void test_import_twice_then_plan_every_wave(void)
 {
-    testd_t d;
-    char progress[1024];
-    PX_REQUIRE(s_progress_flag(progress, sizeof progress) == 0);
-    const char *dargs[] = {"--listen=tcp://127.0.0.1:0", "--log-level=warn", progress, NULL};
-    PX_REQUIRE(proc_start(&d, "tests/roster/px-activation-double", dargs) == 0);
-    char peer[300];
-    snprintf(peer, sizeof peer, "--activation-endpoints=%s", d.endpoint);
+    /* The two services point at each other: the activation service's port first. */
+    int port = px_test_free_port();
+    PX_REQUIRE(port > 0);
+    char peer[100];
+    snprintf(peer, sizeof peer, "--activation-endpoints=tcp://127.0.0.1:%d", port);
     const char *extra[] = {peer, NULL};
     roster_fixture_t f;
+    roster_peer_t a = {0};
     PX_REQUIRE(roster_fixture_start(&f, "demoload", extra) == 0);
 
     static char out[16384];
@@ -116,12 +139,28 @@ static void test_import_twice_then_plan_every_wave(void)
     PX_CHECK(strstr(out, "waves: inserted=10 updated=0 unchanged=0\n") != NULL);
     printf("%s", out);
 
+    /* The activation service, once the roster has the tree it reads at start. Then the order
+     * of deploy/load-demo.sh: the demo targets through the service's API, the first wave's
+     * plan, a seeded weekend of events naming the volunteers that plan put on duty. */
+    int started = roster_peer_start(&a, "demoload_act", port, f.proc.endpoint, 71, NULL);
+    if (started != 0) {
+        roster_fixture_stop(&f);
+    }
+    PX_REQUIRE(started == 0);
+    const char *targets[] = {"--endpoint", a.proc.endpoint, "--roster-endpoint", f.proc.endpoint,
+                             "--data",     s_data_dir(),    "--targets-only",    NULL};
+    PX_CHECK_INT_EQ(s_run(DEMO_BIN, targets, out, sizeof out), 0);
+    PX_CHECK(strstr(out, "demo: targets: 10 inserted, 0 updated, 0 unchanged, 0 refused\n") !=
+             NULL);
+    printf("%s", out);
+
     /* The campaign's area is the district holding the wards (campaign.csv names none). */
     PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM campaigns WHERE unit_code = '725'"),
                     1);
     PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM units WHERE level = 3"), NWARDS);
 
-    /* Again, planning the first wave: nothing changes, and the wave is filled. */
+    /* Again, planning the first wave: nothing changes, and the wave is filled, by the targets
+     * (nothing is activated yet): 25990 has the largest, 25972 the smallest. */
     long long audit = roster_sql_int(&f, "SELECT count(*) FROM audit");
     const char *again[] = {"--endpoint", f.proc.endpoint,     "--dir",
                            s_data_dir(), "--plan-first-wave", NULL};
@@ -133,11 +172,29 @@ static void test_import_twice_then_plan_every_wave(void)
     PX_CHECK(strstr(out, "plan " CAMPAIGN " 2023-07-29: capacity=30 already_assigned=0 "
                          "planned=30 unfilled=0 committed=true\n") != NULL);
     PX_CHECK(strstr(out, "even spread") == NULL);
+    PX_CHECK(strstr(out, "remaining_to_target=15900 already_assigned=0 planned=4\n") != NULL);
+    PX_CHECK(strstr(out, "remaining_to_target=4150 already_assigned=0 planned=2\n") != NULL);
     printf("%s", out);
     /* Only the plan wrote: the re-import added no audit row of its own. */
     PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM audit WHERE method NOT LIKE "
                                        "'%PlanWave'"),
                     audit);
+
+    /* The events: the activation service asks the roster whether each named volunteer was on
+     * duty there that day, and refuses those who were not - none here. */
+    const char *events[] = {"--endpoint",    a.proc.endpoint, "--roster-endpoint",
+                            f.proc.endpoint, "--data",        s_data_dir(),
+                            "--citizens",    DEMO_CITIZENS,   NULL};
+    PX_CHECK_INT_EQ(s_run(DEMO_BIN, events, out, sizeof out), 0);
+    PX_CHECK(strstr(out, "demo: targets: 0 inserted, 0 updated, 10 unchanged, 0 refused\n") !=
+             NULL);
+    PX_CHECK(strstr(out, " refused=0\n") != NULL);
+    printf("%s", out);
+    PX_CHECK(roster_peer_sql_int(&a, "SELECT count(*) FROM events WHERE volunteer_code <> ''"
+                                     " AND volunteer_verified") > 0);
+    char codes[NWARDS][16];
+    int remaining[NWARDS];
+    PX_CHECK_INT_EQ(s_remaining(&a, codes, remaining, NWARDS), NWARDS);
 
     /* Every wave, in day order. */
     PGconn *c = PQconnectdb(f.db_url);
@@ -168,6 +225,23 @@ static void test_import_twice_then_plan_every_wave(void)
         for (size_t w = 0; w < rep->n_wards; w++) {
             PX_CHECK(rep->wards[w]->already_assigned + rep->wards[w]->planned >= 1);
         }
+        /* The service's figures, ward by ward; and a ward that lacks more never gets fewer
+         * (a fresh wave only: the first was planned by the import above), the neediest more
+         * than the least needy. */
+        const Phuxanh__Roster__V1__WardAllocation *most = NULL, *least = NULL;
+        for (size_t w = 0; w < rep->n_wards && w < NWARDS; w++) {
+            const Phuxanh__Roster__V1__WardAllocation *x = rep->wards[w];
+            PX_CHECK_STR_EQ(x->unit_code, codes[w]);
+            PX_CHECK_INT_EQ(x->remaining_to_target, remaining[w]);
+            most = !most || x->remaining_to_target > most->remaining_to_target ? x : most;
+            least = !least || x->remaining_to_target < least->remaining_to_target ? x : least;
+            for (size_t v = 0; rep->already_assigned == 0 && v < rep->n_wards; v++) {
+                const Phuxanh__Roster__V1__WardAllocation *y = rep->wards[v];
+                PX_CHECK(x->remaining_to_target <= y->remaining_to_target ||
+                         x->planned >= y->planned);
+            }
+        }
+        PX_CHECK(rep->already_assigned > 0 || (most && least && most->planned > least->planned));
         protobuf_c_message_free_unpacked(msg, NULL);
     }
     PQclear(days);
@@ -190,7 +264,7 @@ static void test_import_twice_then_plan_every_wave(void)
                     0);
 
     PX_CHECK_INT_EQ(roster_fixture_stop(&f), 0);
-    testd_stop(&d, SIGTERM);
+    PX_CHECK_INT_EQ(roster_peer_stop(&a), 0);
 }
 
 /* A broken file: the importer names it and its line, and sends nothing. */
