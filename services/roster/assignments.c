@@ -121,24 +121,26 @@ static const px_db_stmt_t s_delete = {
     "DELETE FROM assignments WHERE volunteer_code = $1 AND day = $2::date AND campaign_id = $3",
 };
 
+/* CheckIn, CheckOut, MarkNoShow: one assignment's new status and, where the change records an
+ * instant, that instant ($3, microseconds) in its column. */
+#define ASSIGN_MOVE(status, stamp)                                                                 \
+    "UPDATE assignments a SET status = " status stamp ", updated_at = now()"                       \
+    " WHERE a.volunteer_code = $1 AND a.day = $2::date RETURNING " ASSIGN_COLUMNS
+#define ASSIGN_STAMP(column) ", " column " = " ASSIGN_AT("$3")
+
 static const px_db_stmt_t s_check_in = {
     "assign_check_in",
-    "UPDATE assignments a SET status = 2, checked_in_at = " ASSIGN_AT(
-        "$3") ", updated_at = now()"
-              " WHERE a.volunteer_code = $1 AND a.day = $2::date RETURNING " ASSIGN_COLUMNS,
+    ASSIGN_MOVE("2", ASSIGN_STAMP("checked_in_at")),
 };
 
 static const px_db_stmt_t s_check_out = {
     "assign_check_out",
-    "UPDATE assignments a SET status = 3, checked_out_at = " ASSIGN_AT(
-        "$3") ", updated_at = now()"
-              " WHERE a.volunteer_code = $1 AND a.day = $2::date RETURNING " ASSIGN_COLUMNS,
+    ASSIGN_MOVE("3", ASSIGN_STAMP("checked_out_at")),
 };
 
 static const px_db_stmt_t s_no_show = {
     "assign_no_show",
-    "UPDATE assignments a SET status = 4, updated_at = now()"
-    " WHERE a.volunteer_code = $1 AND a.day = $2::date RETURNING " ASSIGN_COLUMNS,
+    ASSIGN_MOVE("4", ""),
 };
 
 /* Ordered by (day, unit_code, volunteer_code) in byte order, so that the keyset ($6..$8: the
@@ -796,14 +798,143 @@ static px_code_t s_list_assignments(px_rpc_ctx_t *ctx, const ProtobufCMessage *r
     return PX_OK;
 }
 
-/* ------------------------------------------------------------------- CheckIn */
+/* ------------------------------------------------------ CheckIn, CheckOut, MarkNoShow */
 
-static px_code_t s_not_assigned(px_rpc_ctx_t *ctx, const char *volunteer, const char *campaign,
-                                const char *day)
+/* The instant a move records, and so the column its UPDATE sets. */
+typedef enum {
+    S_STAMP_NONE,
+    S_STAMP_CHECKED_IN,
+    S_STAMP_CHECKED_OUT, /* must not precede checked_in_at */
+} s_stamp_t;
+
+/* Why a move is refused from a status: "volunteer_code: V <why> wave C D<note>". */
+typedef struct {
+    const char *why;
+    const char *note;
+} s_refusal_t;
+
+/* One status change of an assignment. The three methods differ only in what this says, so one
+ * function (s_move) runs them all and the rules can be read side by side. */
+typedef struct {
+    const char *action;         /* the audit detail's "action" */
+    unsigned from;              /* statuses it starts from, as 1u << status */
+    int to;                     /* already there: a repeat, answered with the row unchanged */
+    s_stamp_t stamp;            /* the request's `at` (or now) goes there */
+    const px_db_stmt_t *update; /* sets status `to` (and the stamp from $3) */
+    bool frees_seat;            /* a no-show gives its seat back, so the wave is locked first */
+    s_refusal_t refused[ST_NO_SHOW + 1]; /* by current status, for each one not in from */
+} s_move_t;
+
+enum { S_CHECK_IN, S_CHECK_OUT, S_MARK_NO_SHOW };
+
+static const s_move_t s_moves[] = {
+    [S_CHECK_IN] =
+        {
+            .action = "check_in",
+            .from = 1u << ST_PLANNED,
+            .to = ST_CHECKED_IN, /* a repeat: the first arrival stays */
+            .stamp = S_STAMP_CHECKED_IN,
+            .update = &s_check_in,
+            .refused =
+                {
+                    [ST_CHECKED_OUT] = {"has already checked out of", ""},
+                    [ST_NO_SHOW] = {"is marked as a no-show in", ""},
+                },
+        },
+    [S_CHECK_OUT] =
+        {
+            .action = "check_out",
+            .from = 1u << ST_CHECKED_IN,
+            .to = ST_CHECKED_OUT, /* a repeat: the first departure stays */
+            .stamp = S_STAMP_CHECKED_OUT,
+            .update = &s_check_out,
+            .refused =
+                {
+                    [ST_PLANNED] = {"has not checked in to", ""},
+                    [ST_NO_SHOW] = {"has not checked in to", " (marked as a no-show)"},
+                },
+        },
+    [S_MARK_NO_SHOW] =
+        {
+            .action = "no_show",
+            .from = 1u << ST_PLANNED,
+            .to = ST_NO_SHOW,
+            .stamp = S_STAMP_NONE,
+            .update = &s_no_show,
+            .frees_seat = true,
+            .refused =
+                {
+                    [ST_CHECKED_IN] = {"has already checked in in", ""},
+                    [ST_CHECKED_OUT] = {"has already checked out in", ""},
+                },
+        },
+};
+
+/* Validate, lock, decide by the table, write, audit. given_at is the request's `at` (NULL: now);
+ * a move without a stamp never reads it. */
+static px_code_t s_move(px_rpc_ctx_t *ctx, const s_move_t *m, const char *campaign,
+                        const char *day_in, const char *volunteer,
+                        const Google__Protobuf__Timestamp *given_at,
+                        Phuxanh__Roster__V1__Assignment **out)
 {
-    return px_rpc_fail(ctx, PX_NOT_FOUND,
-                       "volunteer_code: %s has no assignment in campaign %s on %s", volunteer,
-                       campaign, day);
+    char day[11];
+    int64_t at = 0;
+    bool stamped = m->stamp != S_STAMP_NONE;
+    px_code_t code = s_key_check(ctx, campaign, day_in, volunteer, day);
+    if (code != PX_OK || (stamped && (code = s_at(ctx, given_at, &at)) != PX_OK) ||
+        (code = s_begin(ctx)) != PX_OK) {
+        return code;
+    }
+    /* The wave first: the seat goes back to it, and wave-then-assignment is the lock order. */
+    if (m->frees_seat && (code = s_wave_find(ctx, campaign, day, true, NULL)) != PX_OK) {
+        return code;
+    }
+    Phuxanh__Roster__V1__Assignment *a = NULL;
+    if ((code = s_lock_assignment(ctx, campaign, day, volunteer, &a)) != PX_OK) {
+        return code;
+    }
+    if (!a) {
+        return px_rpc_fail(ctx, PX_NOT_FOUND,
+                           "volunteer_code: %s has no assignment in campaign %s on %s", volunteer,
+                           campaign, day);
+    }
+    int status = (int)a->status;
+    if (status == m->to) {
+        *out = a;
+        return PX_OK;
+    }
+    /* The table is indexed by status; the schema's CHECK keeps it in range, this keeps a
+     * broken row from indexing past it. */
+    if (status < ST_PLANNED || status > ST_NO_SHOW) {
+        return px_rpc_fail(ctx, PX_INTERNAL, "assignment has an unknown status %d", status);
+    }
+    if (!(m->from & (1u << status))) {
+        const s_refusal_t *r = &m->refused[status];
+        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "volunteer_code: %s %s wave %s %s%s",
+                           volunteer, r->why, campaign, day, r->note);
+    }
+    char at_s[24] = "";
+    const char *p[3] = {volunteer, day, at_s};
+    if (stamped) {
+        if ((code = s_at_on_day(ctx, at, given_at != NULL, day)) != PX_OK) {
+            return code;
+        }
+        int64_t in = s_ts_us(a->checked_in_at);
+        if (m->stamp == S_STAMP_CHECKED_OUT && at < in) {
+            char at_txt[48], in_txt[48];
+            s_rfc3339(at, at_txt, sizeof at_txt);
+            s_rfc3339(in, in_txt, sizeof in_txt);
+            return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "at: %s%s is before the check-in at %s",
+                               given_at ? "" : "now, ", at_txt, in_txt);
+        }
+        snprintf(at_s, sizeof at_s, "%lld", (long long)at);
+    }
+    if ((code = s_update(ctx, m->update, stamped ? 3 : 2, p, out)) != PX_OK ||
+        (m->frees_seat && (code = s_seat_release(ctx, campaign, day)) != PX_OK) ||
+        (code = s_audit(ctx, *out, m->action)) != PX_OK) {
+        return code;
+    }
+    return s_commit(ctx);
 }
 
 static px_code_t s_check_in_fn(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
@@ -811,145 +942,26 @@ static px_code_t s_check_in_fn(px_rpc_ctx_t *ctx, const ProtobufCMessage *reques
 {
     const Phuxanh__Roster__V1__CheckInRequest *req =
         (const Phuxanh__Roster__V1__CheckInRequest *)request;
-    Phuxanh__Roster__V1__CheckInResponse *rep = (Phuxanh__Roster__V1__CheckInResponse *)reply;
-    char day[11];
-    int64_t at = 0;
-    px_code_t code = s_key_check(ctx, req->campaign_id, req->day, req->volunteer_code, day);
-    if (code != PX_OK || (code = s_at(ctx, req->at, &at)) != PX_OK ||
-        (code = s_begin(ctx)) != PX_OK) {
-        return code;
-    }
-    Phuxanh__Roster__V1__Assignment *a = NULL;
-    if ((code = s_lock_assignment(ctx, req->campaign_id, day, req->volunteer_code, &a)) != PX_OK) {
-        return code;
-    }
-    if (!a) {
-        return s_not_assigned(ctx, req->volunteer_code, req->campaign_id, day);
-    }
-    switch (a->status) {
-    case ST_CHECKED_IN: /* a repeat: the first arrival stays */
-        rep->assignment = a;
-        return PX_OK;
-    case ST_CHECKED_OUT:
-        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION,
-                           "volunteer_code: %s has already checked out of wave %s %s",
-                           req->volunteer_code, req->campaign_id, day);
-    case ST_NO_SHOW:
-        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION,
-                           "volunteer_code: %s is marked as a no-show in wave %s %s",
-                           req->volunteer_code, req->campaign_id, day);
-    default:
-        break;
-    }
-    if ((code = s_at_on_day(ctx, at, req->at != NULL, day)) != PX_OK) {
-        return code;
-    }
-    char at_s[24];
-    snprintf(at_s, sizeof at_s, "%lld", (long long)at);
-    const char *p[3] = {req->volunteer_code, day, at_s};
-    if ((code = s_update(ctx, &s_check_in, 3, p, &rep->assignment)) != PX_OK ||
-        (code = s_audit(ctx, rep->assignment, "check_in")) != PX_OK) {
-        return code;
-    }
-    return s_commit(ctx);
+    return s_move(ctx, &s_moves[S_CHECK_IN], req->campaign_id, req->day, req->volunteer_code,
+                  req->at, &((Phuxanh__Roster__V1__CheckInResponse *)reply)->assignment);
 }
-
-/* ------------------------------------------------------------------- CheckOut */
 
 static px_code_t s_check_out_fn(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                 ProtobufCMessage *reply)
 {
     const Phuxanh__Roster__V1__CheckOutRequest *req =
         (const Phuxanh__Roster__V1__CheckOutRequest *)request;
-    Phuxanh__Roster__V1__CheckOutResponse *rep = (Phuxanh__Roster__V1__CheckOutResponse *)reply;
-    char day[11];
-    int64_t at = 0;
-    px_code_t code = s_key_check(ctx, req->campaign_id, req->day, req->volunteer_code, day);
-    if (code != PX_OK || (code = s_at(ctx, req->at, &at)) != PX_OK ||
-        (code = s_begin(ctx)) != PX_OK) {
-        return code;
-    }
-    Phuxanh__Roster__V1__Assignment *a = NULL;
-    if ((code = s_lock_assignment(ctx, req->campaign_id, day, req->volunteer_code, &a)) != PX_OK) {
-        return code;
-    }
-    if (!a) {
-        return s_not_assigned(ctx, req->volunteer_code, req->campaign_id, day);
-    }
-    switch (a->status) {
-    case ST_CHECKED_OUT: /* a repeat: the first departure stays */
-        rep->assignment = a;
-        return PX_OK;
-    case ST_PLANNED:
-    case ST_NO_SHOW:
-        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION,
-                           "volunteer_code: %s has not checked in to wave %s %s%s",
-                           req->volunteer_code, req->campaign_id, day,
-                           a->status == ST_NO_SHOW ? " (marked as a no-show)" : "");
-    default:
-        break;
-    }
-    if ((code = s_at_on_day(ctx, at, req->at != NULL, day)) != PX_OK) {
-        return code;
-    }
-    int64_t in = s_ts_us(a->checked_in_at);
-    if (at < in) {
-        char at_txt[48], in_txt[48];
-        s_rfc3339(at, at_txt, sizeof at_txt);
-        s_rfc3339(in, in_txt, sizeof in_txt);
-        return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "at: %s%s is before the check-in at %s",
-                           req->at ? "" : "now, ", at_txt, in_txt);
-    }
-    char at_s[24];
-    snprintf(at_s, sizeof at_s, "%lld", (long long)at);
-    const char *p[3] = {req->volunteer_code, day, at_s};
-    if ((code = s_update(ctx, &s_check_out, 3, p, &rep->assignment)) != PX_OK ||
-        (code = s_audit(ctx, rep->assignment, "check_out")) != PX_OK) {
-        return code;
-    }
-    return s_commit(ctx);
+    return s_move(ctx, &s_moves[S_CHECK_OUT], req->campaign_id, req->day, req->volunteer_code,
+                  req->at, &((Phuxanh__Roster__V1__CheckOutResponse *)reply)->assignment);
 }
-
-/* ------------------------------------------------------------------- MarkNoShow */
 
 static px_code_t s_mark_no_show(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                 ProtobufCMessage *reply)
 {
     const Phuxanh__Roster__V1__MarkNoShowRequest *req =
         (const Phuxanh__Roster__V1__MarkNoShowRequest *)request;
-    Phuxanh__Roster__V1__MarkNoShowResponse *rep = (Phuxanh__Roster__V1__MarkNoShowResponse *)reply;
-    char day[11];
-    px_code_t code = s_key_check(ctx, req->campaign_id, req->day, req->volunteer_code, day);
-    if (code != PX_OK || (code = s_begin(ctx)) != PX_OK) {
-        return code;
-    }
-    /* The wave first: the seat goes back to it, and wave-then-assignment is the lock order. */
-    if ((code = s_wave_find(ctx, req->campaign_id, day, true, NULL)) != PX_OK) {
-        return code;
-    }
-    Phuxanh__Roster__V1__Assignment *a = NULL;
-    if ((code = s_lock_assignment(ctx, req->campaign_id, day, req->volunteer_code, &a)) != PX_OK) {
-        return code;
-    }
-    if (!a) {
-        return s_not_assigned(ctx, req->volunteer_code, req->campaign_id, day);
-    }
-    if (a->status == ST_NO_SHOW) { /* a repeat */
-        rep->assignment = a;
-        return PX_OK;
-    }
-    if (a->status != ST_PLANNED) {
-        return px_rpc_fail(
-            ctx, PX_FAILED_PRECONDITION, "volunteer_code: %s has already checked %s in wave %s %s",
-            req->volunteer_code, a->status == ST_CHECKED_IN ? "in" : "out", req->campaign_id, day);
-    }
-    const char *p[2] = {req->volunteer_code, day};
-    if ((code = s_update(ctx, &s_no_show, 2, p, &rep->assignment)) != PX_OK ||
-        (code = s_seat_release(ctx, req->campaign_id, day)) != PX_OK ||
-        (code = s_audit(ctx, rep->assignment, "no_show")) != PX_OK) {
-        return code;
-    }
-    return s_commit(ctx);
+    return s_move(ctx, &s_moves[S_MARK_NO_SHOW], req->campaign_id, req->day, req->volunteer_code,
+                  NULL, &((Phuxanh__Roster__V1__MarkNoShowResponse *)reply)->assignment);
 }
 
 const px_rpc_method_t roster_assignments_methods[] = {

@@ -12,7 +12,6 @@
  * for an existing one") is resolved here in C from those locked rows, so the
  * write itself is a plain unnest upsert.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,81 +361,12 @@ static px_code_t s_list_campaigns(px_rpc_ctx_t *ctx, const ProtobufCMessage *req
 
 /* ------------------------------------------------------------------- UpsertWaves */
 
-/* A batch's row errors, at most one per row, kept by row so they come out in index order. */
+/* What one wave of the batch resolves to, by row; its key "campaign\x1fday" is in the sorted
+ * roster_key_t array beside it. */
 typedef struct {
-    px_rpc_ctx_t *ctx;
-    Phuxanh__Roster__V1__RowError **by_row;
-    size_t count;
-    bool oom;
-} s_errors_t;
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...)
-{
-    if (e->by_row[row]) {
-        return;
-    }
-    Phuxanh__Roster__V1__RowError *r = px_rpc_ctx_alloc(e->ctx, sizeof *r);
-    char msg[PX_STATUS_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (!r) {
-        e->oom = true;
-        return;
-    }
-    phuxanh__roster__v1__row_error__init(r);
-    r->index = (int32_t)row;
-    r->field = px_rpc_ctx_strdup(e->ctx, field);
-    r->message = px_rpc_ctx_strdup(e->ctx, msg);
-    r->code = (int32_t)code;
-    if (!r->field || !r->message) {
-        e->oom = true;
-        return;
-    }
-    e->by_row[row] = r;
-    e->count++;
-}
-
-/* One wave of the batch: its key "campaign\x1fday" and what it resolves to. */
-typedef struct {
-    const char *key;
-    size_t row;
     char day[11];
     int32_t capacity; /* as written: 0 resolved */
 } s_wave_t;
-
-static int s_wave_cmp(const void *a, const void *b)
-{
-    const s_wave_t *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    if (c) {
-        return c;
-    }
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-static s_wave_t *s_wave_find(s_wave_t *w, size_t n, const char *key)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(w[mid].key, key);
-        if (c == 0) {
-            return &w[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return NULL;
-}
 
 typedef struct {
     const char *id;
@@ -448,60 +378,62 @@ static int s_span_cmp(const void *a, const void *b)
     return strcmp(((const s_span_t *)a)->id, ((const s_span_t *)b)->id);
 }
 
-/* Each row alone, then keys given twice. Fills w (sorted by key on return). */
-static px_code_t s_waves_check_rows(px_rpc_ctx_t *ctx, s_errors_t *e,
-                                    Phuxanh__Roster__V1__Wave **waves, size_t n, s_wave_t *w)
+/* Each row alone, then keys given twice. Fills w by row and keys (sorted on return). */
+static px_code_t s_waves_check_rows(px_rpc_ctx_t *ctx, roster_errors_t *e,
+                                    Phuxanh__Roster__V1__Wave **waves, size_t n, s_wave_t *w,
+                                    roster_key_t *keys)
 {
     for (size_t i = 0; i < n; i++) {
         const Phuxanh__Roster__V1__Wave *v = waves[i];
         int32_t days;
-        w[i].row = i;
-        w[i].key = "";
+        keys[i] = (roster_key_t){"", i};
         w[i].capacity = v->capacity;
         if (!v->campaign_id || !*v->campaign_id) {
-            s_row_fail(e, i, "campaign_id", PX_INVALID_ARGUMENT, "must be set");
+            roster_row_fail(e, i, "campaign_id", PX_INVALID_ARGUMENT, "must be set");
             continue;
         }
         if (!s_id_ok(v->campaign_id)) {
-            s_row_fail(e, i, "campaign_id", PX_INVALID_ARGUMENT,
-                       "must be 1 to %d lower-case ASCII letters, digits or '-'", CAMP_ID_MAX);
+            roster_row_fail(e, i, "campaign_id", PX_INVALID_ARGUMENT,
+                            "must be 1 to %d lower-case ASCII letters, digits or '-'", CAMP_ID_MAX);
             continue;
         }
         if (!v->day || !*v->day) {
-            s_row_fail(e, i, "day", PX_INVALID_ARGUMENT, "must be set (YYYY-MM-DD)");
+            roster_row_fail(e, i, "day", PX_INVALID_ARGUMENT, "must be set (YYYY-MM-DD)");
             continue;
         }
         if (!px_day_parse(v->day, &days)) {
-            s_row_fail(e, i, "day", PX_INVALID_ARGUMENT,
-                       "\"%.40s\" is not a calendar day (YYYY-MM-DD)",
-                       px_utf8_valid(v->day, strlen(v->day)) ? v->day : "?");
+            roster_row_fail(e, i, "day", PX_INVALID_ARGUMENT,
+                            "\"%.40s\" is not a calendar day (YYYY-MM-DD)",
+                            px_utf8_valid(v->day, strlen(v->day)) ? v->day : "?");
             continue;
         }
         px_day_format(days, w[i].day);
         if (v->capacity < 0 || v->capacity > WAVE_CAPACITY_MAX) {
-            s_row_fail(e, i, "capacity", PX_INVALID_ARGUMENT,
-                       "%d is not between 1 and %d (0: 30 for a new wave, unchanged otherwise)",
-                       v->capacity, WAVE_CAPACITY_MAX);
+            roster_row_fail(
+                e, i, "capacity", PX_INVALID_ARGUMENT,
+                "%d is not between 1 and %d (0: 30 for a new wave, unchanged otherwise)",
+                v->capacity, WAVE_CAPACITY_MAX);
         }
-        if (!(w[i].key = px_rpc_ctx_printf(ctx, "%s\x1f%s", v->campaign_id, w[i].day))) {
+        if (!(keys[i].key = px_rpc_ctx_printf(ctx, "%s\x1f%s", v->campaign_id, w[i].day))) {
             return s_oom(ctx);
         }
     }
-    qsort(w, n, sizeof *w, s_wave_cmp);
+    qsort(keys, n, sizeof *keys, roster_key_cmp);
     for (size_t i = 1; i < n; i++) {
-        if (*w[i].key && strcmp(w[i].key, w[i - 1].key) == 0) {
-            s_row_fail(e, w[i].row, "", PX_INVALID_ARGUMENT,
-                       "wave %s %s appears twice in the batch (first at index %zu)",
-                       waves[w[i].row]->campaign_id, w[i].day, w[i - 1].row);
+        size_t row = keys[i].row;
+        if (*keys[i].key && strcmp(keys[i].key, keys[i - 1].key) == 0) {
+            roster_row_fail(e, row, "", PX_INVALID_ARGUMENT,
+                            "wave %s %s appears twice in the batch (first at index %zu)",
+                            waves[row]->campaign_id, w[row].day, keys[i - 1].row);
         }
     }
     return PX_OK;
 }
 
 /* The campaigns the batch names (locked FOR SHARE): unknown ones and days outside them. */
-static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, s_errors_t *e,
+static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, roster_errors_t *e,
                                          Phuxanh__Roster__V1__Wave **waves, size_t n,
-                                         const s_wave_t *w)
+                                         const s_wave_t *w, const roster_key_t *keys)
 {
     const char **ids = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *ids);
     if (!ids) {
@@ -509,8 +441,9 @@ static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, s_errors_t *e,
     }
     size_t nid = 0;
     for (size_t i = 0; i < n; i++) {
-        if (*w[i].key && (nid == 0 || strcmp(ids[nid - 1], waves[w[i].row]->campaign_id) != 0)) {
-            ids[nid++] = waves[w[i].row]->campaign_id; /* w is sorted: ids come out distinct */
+        const char *id = waves[keys[i].row]->campaign_id;
+        if (*keys[i].key && (nid == 0 || strcmp(ids[nid - 1], id) != 0)) {
+            ids[nid++] = id; /* keys are sorted: ids come out distinct */
         }
     }
     const char *arr = roster_array(ctx, ids, nid);
@@ -540,17 +473,18 @@ static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, s_errors_t *e,
     PQclear(res);
     qsort(spans, ns, sizeof *spans, s_span_cmp);
     for (size_t i = 0; i < n; i++) {
-        size_t row = w[i].row;
-        if (!*w[i].key || e->by_row[row]) {
+        size_t row = keys[i].row;
+        if (!*keys[i].key || e->by_row[row]) {
             continue;
         }
         s_span_t k = {.id = waves[row]->campaign_id};
         const s_span_t *s = bsearch(&k, spans, ns, sizeof k, s_span_cmp);
         if (!s) {
-            s_row_fail(e, row, "campaign_id", PX_NOT_FOUND, "no campaign %s", k.id);
-        } else if (strcmp(w[i].day, s->from) < 0 || strcmp(w[i].day, s->to) > 0) {
-            s_row_fail(e, row, "day", PX_FAILED_PRECONDITION,
-                       "%s is outside campaign %s (%s to %s)", w[i].day, k.id, s->from, s->to);
+            roster_row_fail(e, row, "campaign_id", PX_NOT_FOUND, "no campaign %s", k.id);
+        } else if (strcmp(w[row].day, s->from) < 0 || strcmp(w[row].day, s->to) > 0) {
+            roster_row_fail(e, row, "day", PX_FAILED_PRECONDITION,
+                            "%s is outside campaign %s (%s to %s)", w[row].day, k.id, s->from,
+                            s->to);
         }
     }
     return PX_OK;
@@ -558,8 +492,9 @@ static px_code_t s_waves_check_campaigns(px_rpc_ctx_t *ctx, s_errors_t *e,
 
 /* The waves that exist already (locked FOR UPDATE): resolves capacity 0 and refuses a
  * capacity below the seats taken. */
-static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, s_errors_t *e,
-                                        Phuxanh__Roster__V1__Wave **waves, size_t n, s_wave_t *w)
+static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, roster_errors_t *e,
+                                        Phuxanh__Roster__V1__Wave **waves, size_t n, s_wave_t *w,
+                                        const roster_key_t *keys)
 {
     const char **col = px_rpc_ctx_alloc(ctx, (2 * n + 1) * sizeof *col);
     if (!col) {
@@ -567,9 +502,9 @@ static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, s_errors_t *e,
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (*w[i].key) {
-            col[k] = waves[w[i].row]->campaign_id;
-            col[n + k] = w[i].day;
+        if (*keys[i].key) {
+            col[k] = waves[keys[i].row]->campaign_id;
+            col[n + k] = w[keys[i].row].day;
             k++;
         }
     }
@@ -585,17 +520,18 @@ static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, s_errors_t *e,
     for (int r = 0; r < PQntuples(res); r++) {
         char key[CAMP_ID_MAX + 16];
         snprintf(key, sizeof key, "%s\x1f%s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
-        s_wave_t *x = s_wave_find(w, n, key);
-        if (!x) {
+        const roster_key_t *found = roster_key_find(keys, n, key);
+        if (!found) {
             continue;
         }
+        s_wave_t *x = &w[found->row];
         int32_t stored = atoi(PQgetvalue(res, r, 2)), taken = atoi(PQgetvalue(res, r, 3));
         if (x->capacity == 0) {
             x->capacity = stored;
         } else if (x->capacity < taken) {
-            s_row_fail(e, x->row, "capacity", PX_FAILED_PRECONDITION,
-                       "%d is below the %d seats already taken in wave %s", x->capacity, taken,
-                       x->day);
+            roster_row_fail(e, found->row, "capacity", PX_FAILED_PRECONDITION,
+                            "%d is below the %d seats already taken in wave %s", x->capacity, taken,
+                            x->day);
         }
     }
     PQclear(res);
@@ -623,12 +559,13 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         rep->committed = !req->validate_only; /* nothing to write, trivially all of it */
         return PX_OK;
     }
-    s_errors_t e = {ctx, px_rpc_ctx_alloc(ctx, n * sizeof *e.by_row), 0, false};
+    roster_errors_t e;
     s_wave_t *w = px_rpc_ctx_alloc(ctx, n * sizeof *w);
-    if (!e.by_row || !w) {
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
+    if (!roster_errors_init(&e, ctx, n) || !w || !keys) {
         return s_oom(ctx);
     }
-    px_code_t code = s_waves_check_rows(ctx, &e, req->waves, n, w);
+    px_code_t code = s_waves_check_rows(ctx, &e, req->waves, n, w, keys);
     if (code != PX_OK) {
         return code;
     }
@@ -637,8 +574,8 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     if (px_db_begin(db, &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }
-    if ((code = s_waves_check_campaigns(ctx, &e, req->waves, n, w)) != PX_OK ||
-        (code = s_waves_check_existing(ctx, &e, req->waves, n, w)) != PX_OK) {
+    if ((code = s_waves_check_campaigns(ctx, &e, req->waves, n, w, keys)) != PX_OK ||
+        (code = s_waves_check_existing(ctx, &e, req->waves, n, w, keys)) != PX_OK) {
         return code;
     }
     if (e.oom) {
@@ -646,16 +583,7 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     }
     if (e.count > 0) {
         px_db_rollback(db);
-        rep->errors = px_rpc_ctx_alloc(ctx, e.count * sizeof *rep->errors);
-        if (!rep->errors) {
-            return s_oom(ctx);
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (e.by_row[i]) {
-                rep->errors[rep->n_errors++] = e.by_row[i];
-            }
-        }
-        return PX_OK;
+        return roster_errors_reply(&e, rep);
     }
 
     const char **col = px_rpc_ctx_alloc(ctx, 3 * n * sizeof *col);
@@ -663,9 +591,10 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         return s_oom(ctx);
     }
     for (size_t i = 0; i < n; i++) {
-        col[i] = req->waves[w[i].row]->campaign_id;
-        col[n + i] = w[i].day;
-        if (!(col[2 * n + i] = px_rpc_ctx_printf(ctx, "%d", w[i].capacity))) {
+        const s_wave_t *x = &w[keys[i].row];
+        col[i] = req->waves[keys[i].row]->campaign_id;
+        col[n + i] = x->day;
+        if (!(col[2 * n + i] = px_rpc_ctx_printf(ctx, "%d", x->capacity))) {
             return s_oom(ctx);
         }
     }

@@ -1,7 +1,9 @@
 /*
  * common.c - helpers every roster handler uses: audit rows, paging tokens,
- * day and code checks, and database failures turned into call status.
+ * day and code checks, database failures turned into call status, array
+ * parameters, and the row errors and sorted keys of the batch upserts.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,4 +188,109 @@ char *roster_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n)
     *p++ = '}';
     *p = '\0';
     return out;
+}
+
+bool roster_errors_init(roster_errors_t *e, px_rpc_ctx_t *ctx, size_t n)
+{
+    *e = (roster_errors_t){ctx, px_rpc_ctx_alloc(ctx, n * sizeof *e->by_row), n, 0, false};
+    return e->by_row != NULL;
+}
+
+void roster_row_fail(roster_errors_t *e, size_t row, const char *field, px_code_t code,
+                     const char *fmt, ...)
+{
+    if (e->by_row[row]) {
+        return;
+    }
+    Phuxanh__Roster__V1__RowError *r = px_rpc_ctx_alloc(e->ctx, sizeof *r);
+    char msg[PX_STATUS_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!r) {
+        e->oom = true;
+        return;
+    }
+    phuxanh__roster__v1__row_error__init(r);
+    r->index = (int32_t)row;
+    r->field = px_rpc_ctx_strdup(e->ctx, field);
+    r->message = px_rpc_ctx_strdup(e->ctx, msg);
+    r->code = (int32_t)code;
+    if (!r->field || !r->message) {
+        e->oom = true;
+        return;
+    }
+    e->by_row[row] = r;
+    e->count++;
+}
+
+void roster_row_text(roster_errors_t *e, size_t row, const char *field, const char *s, size_t max,
+                     bool required)
+{
+    px_status_t st;
+    if (px_text_check(field, s, max, required, &st) != PX_OK) {
+        size_t fl = strlen(field);
+        const char *m = st.message;
+        if (strncmp(m, field, fl) == 0 && m[fl] == ':' && m[fl + 1] == ' ') {
+            m += fl + 2;
+        }
+        roster_row_fail(e, row, field, st.code, "%s", m);
+    }
+}
+
+px_code_t roster_errors_reply(const roster_errors_t *e,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+{
+    rep->errors = px_rpc_ctx_alloc(e->ctx, e->count * sizeof *rep->errors);
+    if (!rep->errors) {
+        return px_rpc_fail(e->ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        if (e->by_row[i]) {
+            rep->errors[rep->n_errors++] = e->by_row[i];
+        }
+    }
+    return PX_OK;
+}
+
+int roster_key_cmp(const void *a, const void *b)
+{
+    const roster_key_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c) {
+        return c;
+    }
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+const roster_key_t *roster_key_find(const roster_key_t *keys, size_t n, const char *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(keys[mid].key, key);
+        if (c == 0) {
+            return &keys[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+void roster_keys_unique(roster_errors_t *e, roster_key_t *keys, size_t n)
+{
+    qsort(keys, n, sizeof *keys, roster_key_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (*keys[i].key && strcmp(keys[i].key, keys[i - 1].key) == 0) {
+            roster_row_fail(e, keys[i].row, "", PX_INVALID_ARGUMENT,
+                            "code %s appears twice in the batch (first at index %zu)", keys[i].key,
+                            keys[i - 1].row);
+            keys[i].row = keys[i - 1].row; /* a run of duplicates all point at the first */
+        }
+    }
 }

@@ -181,37 +181,6 @@ static s_ward_t *s_ward_find(s_plan_t *plan, const char *code)
     return NULL;
 }
 
-/* A PostgreSQL array literal of n strings, each quoted and escaped. */
-static char *s_pg_array(px_rpc_ctx_t *ctx, const char *const *items, int32_t n)
-{
-    size_t len = 3;
-    for (int32_t i = 0; i < n; i++) {
-        len += 2 * strlen(items[i]) + 3;
-    }
-    char *out = px_rpc_ctx_alloc(ctx, len);
-    if (!out) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (int32_t i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        *p++ = '"';
-        for (const char *s = items[i]; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* ------------------------------------------------------------------- load */
 
 /* The area's wards, ordered by code. */
@@ -575,8 +544,8 @@ static px_code_t s_write(px_rpc_ctx_t *ctx, const s_plan_t *plan, const s_pass_t
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     PGresult *res = NULL;
-    char *vols = s_pg_array(ctx, pass->vol, pass->n);
-    char *units = s_pg_array(ctx, pass->vol_at, pass->n);
+    char *vols = roster_array(ctx, pass->vol, (size_t)pass->n);
+    char *units = roster_array(ctx, pass->vol_at, (size_t)pass->n);
     if (!vols || !units) {
         return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
     }

@@ -75,4 +75,45 @@ Google__Protobuf__Timestamp *roster_ts_from_pg(px_rpc_ctx_t *ctx, const PGresult
  * '"' escaped, NULL items as SQL NULL. For passing a batch as one array parameter. */
 char *roster_array(px_rpc_ctx_t *ctx, const char *const *items, size_t n);
 
+/* A batch upsert's row errors: at most one per row (the first problem found), kept by row so
+ * they come out in index order whatever pass found them. Every row is checked before any is
+ * written, so one call can name all the rows a client must fix. Lives on the call's arena. */
+typedef struct {
+    px_rpc_ctx_t *ctx;
+    Phuxanh__Roster__V1__RowError **by_row; /* n slots; NULL while the row is fine */
+    size_t n;
+    size_t count; /* rows refused so far */
+    bool oom;     /* an error could not be recorded: the call must fail RESOURCE_EXHAUSTED */
+} roster_errors_t;
+
+/* Ready for a batch of n rows (n > 0); false when out of memory. */
+bool roster_errors_init(roster_errors_t *e, px_rpc_ctx_t *ctx, size_t n);
+/* Refuses row with a message that does not repeat the field (the RowError names it); a row
+ * already refused keeps its first error. */
+void roster_row_fail(roster_errors_t *e, size_t row, const char *field, px_code_t code,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* px_text_check of one field of row, its message without the "field: " prefix. */
+void roster_row_text(roster_errors_t *e, size_t row, const char *field, const char *s, size_t max,
+                     bool required);
+/* The refused rows into rep->errors, in index order (committed stays false). */
+px_code_t roster_errors_reply(const roster_errors_t *e,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+
+/* A batch row's key (a code, or parts joined by '\x1f') and the row it came from. Sorted with
+ * roster_key_cmp, a batch finds its own rows by key and sees its duplicates side by side. */
+typedef struct {
+    const char *key;
+    size_t row;
+} roster_key_t;
+
+/* qsort order: key in byte order (COLLATE "C"), then row. */
+int roster_key_cmp(const void *a, const void *b);
+/* An entry with this key in keys sorted by roster_key_cmp, or NULL. Of equal keys it answers the
+ * one the bisection meets, not the first: after roster_keys_unique they all name the first row
+ * anyway, and UpsertWaves (which refuses its repeats) keeps the answer it has always had. */
+const roster_key_t *roster_key_find(const roster_key_t *keys, size_t n, const char *key);
+/* Sorts keys and refuses each later row that repeats a code ("" keys, from rows whose code was
+ * refused, are left alone); the repeats then point at the first row, the one whose values count. */
+void roster_keys_unique(roster_errors_t *e, roster_key_t *keys, size_t n);
+
 #endif

@@ -16,7 +16,6 @@
  * changes share one version (a single nextval), and the tree's version is
  * max(version), read in the same snapshot as the units it is answered with.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,100 +99,6 @@ static bool s_code_ok(const char *s)
     return ok;
 }
 
-/* A batch's row errors, at most one per row (the first problem found), kept by row so they
- * come out in index order whatever pass found them. */
-typedef struct {
-    px_rpc_ctx_t *ctx;
-    Phuxanh__Roster__V1__RowError **by_row;
-    size_t n;
-    size_t count;
-    bool oom;
-} s_errors_t;
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...)
-{
-    if (e->by_row[row]) {
-        return;
-    }
-    Phuxanh__Roster__V1__RowError *r = px_rpc_ctx_alloc(e->ctx, sizeof *r);
-    char msg[PX_STATUS_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (!r) {
-        e->oom = true;
-        return;
-    }
-    phuxanh__roster__v1__row_error__init(r);
-    r->index = (int32_t)row;
-    r->field = px_rpc_ctx_strdup(e->ctx, field);
-    r->message = px_rpc_ctx_strdup(e->ctx, msg);
-    r->code = (int32_t)code;
-    if (!r->field || !r->message) {
-        e->oom = true;
-        return;
-    }
-    e->by_row[row] = r;
-    e->count++;
-}
-
-/* px_text_check's message without its "field: " prefix (the row error names the field). */
-static void s_row_text(s_errors_t *e, size_t row, const char *field, const char *s, size_t max,
-                       bool required)
-{
-    px_status_t st;
-    if (px_text_check(field, s, max, required, &st) != PX_OK) {
-        size_t fl = strlen(field);
-        const char *m = st.message;
-        if (strncmp(m, field, fl) == 0 && m[fl] == ':' && m[fl + 1] == ' ') {
-            m += fl + 2;
-        }
-        s_row_fail(e, row, field, st.code, "%s", m);
-    }
-}
-
-/* A code and the row it came from, sorted by code then row. */
-typedef struct {
-    const char *code;
-    size_t row;
-} s_key_t;
-
-static int s_key_cmp(const void *a, const void *b)
-{
-    const s_key_t *x = a, *y = b;
-    int c = strcmp(x->code, y->code);
-    if (c) {
-        return c;
-    }
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-static const s_key_t *s_key_find(const s_key_t *keys, size_t n, const char *code)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(keys[mid].code, code);
-        if (c == 0) {
-            while (mid > 0 && strcmp(keys[mid - 1].code, code) == 0) {
-                mid--; /* the first of duplicates: the row that is kept */
-            }
-            return &keys[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return NULL;
-}
-
 /* What the database holds of a code the batch names. */
 typedef struct {
     const char *code;
@@ -235,54 +140,48 @@ static Phuxanh__Roster__V1__Unit *s_unit_from_row(px_rpc_ctx_t *ctx, const PGres
 /* ------------------------------------------------------------------- UpsertUnits */
 
 /* Checks each row alone, then the batch for duplicate codes. */
-static void s_upsert_check_rows(s_errors_t *e, Phuxanh__Roster__V1__Unit **units, size_t n,
-                                s_key_t *keys)
+static void s_upsert_check_rows(roster_errors_t *e, Phuxanh__Roster__V1__Unit **units, size_t n,
+                                roster_key_t *keys)
 {
     for (size_t i = 0; i < n; i++) {
         const Phuxanh__Roster__V1__Unit *u = units[i];
-        keys[i] = (s_key_t){u->code, i};
+        keys[i] = (roster_key_t){u->code, i};
         if (!s_code_ok(u->code)) {
-            s_row_fail(e, i, "code", PX_INVALID_ARGUMENT,
-                       "must be 1 to %d ASCII letters, digits or '-'", ROSTER_CODE_MAX);
-            keys[i].code = "";
+            roster_row_fail(e, i, "code", PX_INVALID_ARGUMENT,
+                            "must be 1 to %d ASCII letters, digits or '-'", ROSTER_CODE_MAX);
+            keys[i].key = "";
             continue;
         }
-        s_row_text(e, i, "name", u->name, ROSTER_NAME_MAX, true);
+        roster_row_text(e, i, "name", u->name, ROSTER_NAME_MAX, true);
         if (u->level < PHUXANH__ROSTER__V1__UNIT_LEVEL__UNIT_LEVEL_PROVINCE ||
             u->level > PHUXANH__ROSTER__V1__UNIT_LEVEL__UNIT_LEVEL_NEIGHBORHOOD) {
-            s_row_fail(e, i, "level", PX_INVALID_ARGUMENT,
-                       "must be province, district, ward or neighborhood");
+            roster_row_fail(e, i, "level", PX_INVALID_ARGUMENT,
+                            "must be province, district, ward or neighborhood");
             continue;
         }
         bool province = u->level == PHUXANH__ROSTER__V1__UNIT_LEVEL__UNIT_LEVEL_PROVINCE;
         bool has_parent = u->parent_code && *u->parent_code;
         if (province && has_parent) {
-            s_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT, "must be empty for a province");
+            roster_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
+                            "must be empty for a province");
         } else if (!province && !has_parent) {
-            s_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT, "must be set for a %s",
-                       s_level_names[u->level]);
+            roster_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT, "must be set for a %s",
+                            s_level_names[u->level]);
         } else if (has_parent && !s_code_ok(u->parent_code)) {
-            s_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
-                       "must be 1 to %d ASCII letters, digits or '-'", ROSTER_CODE_MAX);
+            roster_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
+                            "must be 1 to %d ASCII letters, digits or '-'", ROSTER_CODE_MAX);
         } else if (has_parent && strcmp(u->parent_code, u->code) == 0) {
-            s_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT, "a unit cannot be its own parent");
+            roster_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
+                            "a unit cannot be its own parent");
         }
     }
-    qsort(keys, n, sizeof *keys, s_key_cmp);
-    for (size_t i = 1; i < n; i++) {
-        if (*keys[i].code && strcmp(keys[i].code, keys[i - 1].code) == 0) {
-            s_row_fail(e, keys[i].row, "", PX_INVALID_ARGUMENT,
-                       "code %s appears twice in the batch (first at index %zu)", keys[i].code,
-                       keys[i - 1].row);
-            keys[i].row = keys[i - 1].row; /* a run of duplicates all point at the first */
-        }
-    }
+    roster_keys_unique(e, keys, n);
 }
 
 /* Checks parents and level changes against the batch and the stored tree. */
-static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, s_errors_t *e,
+static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, roster_errors_t *e,
                                      Phuxanh__Roster__V1__Unit **units, size_t n,
-                                     const s_key_t *keys)
+                                     const roster_key_t *keys)
 {
     const char **names = px_rpc_ctx_alloc(ctx, (2 * n + 1) * sizeof *names);
     if (!names) {
@@ -331,9 +230,9 @@ static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, s_errors_t *e,
         }
         const s_stored_t *self = s_stored_find(stored, ns, u->code);
         if (self && self->has_children && self->level != (int)u->level) {
-            s_row_fail(e, i, "level", PX_FAILED_PRECONDITION,
-                       "unit %s has children: it cannot change from %s to %s", u->code,
-                       s_level_names[self->level], s_level_names[u->level]);
+            roster_row_fail(e, i, "level", PX_FAILED_PRECONDITION,
+                            "unit %s has children: it cannot change from %s to %s", u->code,
+                            s_level_names[self->level], s_level_names[u->level]);
             continue;
         }
         if (u->level == PHUXANH__ROSTER__V1__UNIT_LEVEL__UNIT_LEVEL_PROVINCE) {
@@ -341,24 +240,24 @@ static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, s_errors_t *e,
         }
         /* The batch wins over the database: a parent in the batch is what will be stored. */
         int parent_level = 0;
-        const s_key_t *k = s_key_find(keys, n, u->parent_code);
+        const roster_key_t *k = roster_key_find(keys, n, u->parent_code);
         if (k) {
             int l = (int)units[k->row]->level;
             parent_level = l >= 1 && l <= 4 ? l : -1; /* -1: that row is refused already */
         } else {
             const s_stored_t *p = s_stored_find(stored, ns, u->parent_code);
             if (!p) {
-                s_row_fail(e, i, "parent_code", PX_NOT_FOUND,
-                           "no unit %s, in the database or in this batch", u->parent_code);
+                roster_row_fail(e, i, "parent_code", PX_NOT_FOUND,
+                                "no unit %s, in the database or in this batch", u->parent_code);
                 continue;
             }
             parent_level = p->level;
         }
         if (parent_level > 0 && parent_level != (int)u->level - 1) {
-            s_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
-                       "%s is a %s; a %s's parent must be a %s", u->parent_code,
-                       s_level_names[parent_level], s_level_names[u->level],
-                       s_level_names[u->level - 1]);
+            roster_row_fail(e, i, "parent_code", PX_INVALID_ARGUMENT,
+                            "%s is a %s; a %s's parent must be a %s", u->parent_code,
+                            s_level_names[parent_level], s_level_names[u->level],
+                            s_level_names[u->level - 1]);
         }
     }
     return PX_OK;
@@ -382,9 +281,9 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     }
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
-    s_errors_t e = {ctx, px_rpc_ctx_alloc(ctx, n * sizeof *e.by_row), n, 0, false};
-    s_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
-    if (!e.by_row || !keys) {
+    roster_errors_t e;
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
+    if (!roster_errors_init(&e, ctx, n) || !keys) {
         return s_oom(ctx);
     }
     s_upsert_check_rows(&e, req->units, n, keys);
@@ -402,16 +301,7 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     }
     if (e.count > 0) {
         px_db_rollback(db);
-        rep->errors = px_rpc_ctx_alloc(ctx, e.count * sizeof *rep->errors);
-        if (!rep->errors) {
-            return s_oom(ctx);
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (e.by_row[i]) {
-                rep->errors[rep->n_errors++] = e.by_row[i];
-            }
-        }
-        return PX_OK;
+        return roster_errors_reply(&e, rep);
     }
 
     const char **codes = px_rpc_ctx_alloc(ctx, 4 * n * sizeof *codes);

@@ -12,7 +12,6 @@
  * stored in NFC, and their folded form (px_fold: no case, no diacritics, one
  * space) is computed in SQL next to them, for the search.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,77 +93,6 @@ static bool s_code_ok(const char *s)
     return ok;
 }
 
-/* A batch's row errors, at most one per row (the first problem found), kept by row so they
- * come out in index order. */
-typedef struct {
-    px_rpc_ctx_t *ctx;
-    Phuxanh__Roster__V1__RowError **by_row;
-    size_t count;
-    bool oom;
-} s_errors_t;
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void s_row_fail(s_errors_t *e, size_t row, const char *field, px_code_t code,
-                       const char *fmt, ...)
-{
-    if (e->by_row[row]) {
-        return;
-    }
-    Phuxanh__Roster__V1__RowError *r = px_rpc_ctx_alloc(e->ctx, sizeof *r);
-    char msg[PX_STATUS_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (!r) {
-        e->oom = true;
-        return;
-    }
-    phuxanh__roster__v1__row_error__init(r);
-    r->index = (int32_t)row;
-    r->field = px_rpc_ctx_strdup(e->ctx, field);
-    r->message = px_rpc_ctx_strdup(e->ctx, msg);
-    r->code = (int32_t)code;
-    if (!r->field || !r->message) {
-        e->oom = true;
-        return;
-    }
-    e->by_row[row] = r;
-    e->count++;
-}
-
-/* px_text_check's message without its "field: " prefix (the row error names the field). */
-static void s_row_text(s_errors_t *e, size_t row, const char *field, const char *s, size_t max,
-                       bool required)
-{
-    px_status_t st;
-    if (px_text_check(field, s, max, required, &st) != PX_OK) {
-        size_t fl = strlen(field);
-        const char *m = st.message;
-        if (strncmp(m, field, fl) == 0 && m[fl] == ':' && m[fl + 1] == ' ') {
-            m += fl + 2;
-        }
-        s_row_fail(e, row, field, st.code, "%s", m);
-    }
-}
-
-typedef struct {
-    const char *code;
-    size_t row;
-} s_key_t;
-
-static int s_key_cmp(const void *a, const void *b)
-{
-    const s_key_t *x = a, *y = b;
-    int c = strcmp(x->code, y->code);
-    if (c) {
-        return c;
-    }
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
 static px_code_t s_oom(px_rpc_ctx_t *ctx)
 {
     return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
@@ -198,39 +126,31 @@ static Phuxanh__Roster__V1__Volunteer *s_volunteer_from_row(px_rpc_ctx_t *ctx, c
 
 /* Checks every row alone, writing each normalized phone into phones[i] (11 bytes each), then
  * the batch for codes given twice. */
-static void s_upsert_check(s_errors_t *e, Phuxanh__Roster__V1__Volunteer **vols, size_t n,
-                           s_key_t *keys, char (*phones)[11])
+static void s_upsert_check(roster_errors_t *e, Phuxanh__Roster__V1__Volunteer **vols, size_t n,
+                           roster_key_t *keys, char (*phones)[11])
 {
     for (size_t i = 0; i < n; i++) {
         const Phuxanh__Roster__V1__Volunteer *v = vols[i];
-        keys[i] = (s_key_t){"", i};
+        keys[i] = (roster_key_t){"", i};
         if (!s_code_ok(v->code)) {
-            s_row_fail(e, i, "code", PX_INVALID_ARGUMENT,
-                       "must be 1 to %d ASCII letters and digits", ROSTER_CODE_MAX);
+            roster_row_fail(e, i, "code", PX_INVALID_ARGUMENT,
+                            "must be 1 to %d ASCII letters and digits", ROSTER_CODE_MAX);
             continue;
         }
-        keys[i].code = v->code;
-        s_row_text(e, i, "full_name", v->full_name, ROSTER_NAME_MAX, true);
-        s_row_text(e, i, "rank", v->rank, VOL_RANK_MAX, false);
-        s_row_text(e, i, "department", v->department, VOL_DEPARTMENT_MAX, false);
-        s_row_text(e, i, "union_role", v->union_role, VOL_ROLE_MAX, false);
+        keys[i].key = v->code;
+        roster_row_text(e, i, "full_name", v->full_name, ROSTER_NAME_MAX, true);
+        roster_row_text(e, i, "rank", v->rank, VOL_RANK_MAX, false);
+        roster_row_text(e, i, "department", v->department, VOL_DEPARTMENT_MAX, false);
+        roster_row_text(e, i, "union_role", v->union_role, VOL_ROLE_MAX, false);
         phones[i][0] = '\0';
         if (v->phone && *v->phone && !px_phone_vn_normalize(v->phone, phones[i])) {
             /* Digits only, as roster.proto states: a separator is refused, not guessed at. */
-            s_row_fail(e, i, "phone", PX_INVALID_ARGUMENT,
-                       "not a Vietnamese mobile number (0 then 3, 5, 7, 8 or 9 and 8 more "
-                       "digits, or +84/84 instead of the 0; digits only)");
+            roster_row_fail(e, i, "phone", PX_INVALID_ARGUMENT,
+                            "not a Vietnamese mobile number (0 then 3, 5, 7, 8 or 9 and 8 more "
+                            "digits, or +84/84 instead of the 0; digits only)");
         }
     }
-    qsort(keys, n, sizeof *keys, s_key_cmp);
-    for (size_t i = 1; i < n; i++) {
-        if (*keys[i].code && strcmp(keys[i].code, keys[i - 1].code) == 0) {
-            s_row_fail(e, keys[i].row, "", PX_INVALID_ARGUMENT,
-                       "code %s appears twice in the batch (first at index %zu)", keys[i].code,
-                       keys[i - 1].row);
-            keys[i].row = keys[i - 1].row; /* a run of duplicates all point at the first */
-        }
-    }
+    roster_keys_unique(e, keys, n);
 }
 
 static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
@@ -249,10 +169,10 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
         rep->committed = !req->validate_only; /* nothing to write, trivially all of it */
         return PX_OK;
     }
-    s_errors_t e = {ctx, px_rpc_ctx_alloc(ctx, n * sizeof *e.by_row), 0, false};
-    s_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
+    roster_errors_t e;
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
     char(*phones)[11] = px_rpc_ctx_alloc(ctx, n * sizeof *phones);
-    if (!e.by_row || !keys || !phones) {
+    if (!roster_errors_init(&e, ctx, n) || !keys || !phones) {
         return s_oom(ctx);
     }
     s_upsert_check(&e, req->volunteers, n, keys, phones);
@@ -260,16 +180,7 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
         return s_oom(ctx);
     }
     if (e.count > 0) {
-        rep->errors = px_rpc_ctx_alloc(ctx, e.count * sizeof *rep->errors);
-        if (!rep->errors) {
-            return s_oom(ctx);
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (e.by_row[i]) {
-                rep->errors[rep->n_errors++] = e.by_row[i];
-            }
-        }
-        return PX_OK;
+        return roster_errors_reply(&e, rep);
     }
 
     enum { COLS = 7 };
