@@ -154,8 +154,12 @@ void act_verifier_stop(act_verifier_t **self_p);
 
 /* The retention pass (retention.c): every interval_s, purges the person-level data (citizen
  * keys and notes in events, citizens rows, follow-ups) of the campaigns whose last day is more
- * than days ago; counts stay. Its own database connection. The first pass runs one interval
- * after start. */
+ * than days ago, and folds closed days' counter shards (act_fold_daily); counts stay. Its own
+ * database connection. The first pass runs one interval after start. */
+/* Folds the daily counter shards of days before yesterday (Viet Nam) into shard 0, a page of
+ * rows per statement (each its own transaction); run by the retention thread every pass.
+ * Returns the rows moved, -1 when nothing could be (st says why). (fold.c) */
+long long act_fold_daily(px_db_t *db, px_status_t *st);
 act_retention_t *act_retention_start(act_t *act, const char *db_url, int days, int interval_s,
                                      px_status_t *st);
 void act_retention_stop(act_retention_t **self_p);

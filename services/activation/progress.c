@@ -47,8 +47,9 @@ static const px_db_stmt_t s_subtree = {
 
 static const px_db_stmt_t s_totals = {
     "act_progress_totals",
-    "SELECT unit_code, stage, count FROM totals WHERE campaign_id = $1 AND unit_code IN "
-    "(SELECT code FROM units WHERE code = $2 OR parent_code = $2)",
+    "SELECT unit_code, stage, sum(count) FROM totals_shards WHERE campaign_id = $1 AND "
+    "unit_code = ANY (ARRAY(SELECT code FROM units WHERE code = $2 OR parent_code = $2)) "
+    "GROUP BY unit_code, stage",
 };
 
 /* ---------------------------------------------------------------- SetTargets */

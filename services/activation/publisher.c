@@ -88,7 +88,7 @@ static const px_db_stmt_t s_figures = {
     "coalesce(sum(t.count) FILTER (WHERE t.stage = 2), 0), "
     "coalesce(sum(t.count) FILTER (WHERE t.stage = 3), 0), "
     "coalesce(sum(t.count) FILTER (WHERE t.stage = 4), 0) "
-    "FROM q LEFT JOIN totals t ON t.campaign_id = q.c AND t.unit_code = q.u "
+    "FROM q LEFT JOIN totals_shards t ON t.campaign_id = q.c AND t.unit_code = q.u "
     "GROUP BY q.c, q.u ORDER BY q.c, q.u",
 };
 

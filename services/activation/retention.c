@@ -51,7 +51,7 @@ struct act_retention_t {
 
 static const px_db_stmt_t s_due = {
     "act_ret_due",
-    "SELECT d.campaign_id FROM (SELECT campaign_id, max(day) AS last FROM daily "
+    "SELECT d.campaign_id FROM (SELECT campaign_id, max(day) AS last FROM daily_shards "
     "GROUP BY campaign_id) d LEFT JOIN campaigns k ON k.id = d.campaign_id "
     "WHERE coalesce(k.ends_on, d.last) < (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date - "
     "$1::int AND (EXISTS (SELECT 1 FROM citizens c WHERE c.campaign_id = d.campaign_id) "
@@ -168,6 +168,16 @@ static void s_pass(act_retention_t *self)
 {
     px_status_t st;
     PGresult *due = NULL;
+    long long folded = act_fold_daily(self->db, &st);
+    if (folded < 0) {
+        px_log_emit(self->act->log, PX_LOG_WARN, "ACT-FOLD-FAIL",
+                    "counter shards not folded; will retry",
+                    PX_LOG_FIELDS(PX_LS("error", st.message)));
+    } else if (folded > 0) {
+        px_log_emit(self->act->log, PX_LOG_INFO, "ACT-FOLD",
+                    "daily counter shards of closed days folded",
+                    PX_LOG_FIELDS(PX_LI("rows", folded)));
+    }
     char days[16];
     snprintf(days, sizeof days, "%d", self->days);
     const char *p[1] = {days};

@@ -4,7 +4,10 @@
 -- the row lock is held until the commit is on disk - so concurrent batches ran one at a time
 -- (the ingest benchmark saw most of its time in Lock:transactionid on totals). A worker only
 -- ever writes its own shard, so batches in flight at once no longer wait for each other;
--- readers sum at most one row per worker.
+-- readers sum at most one row per worker. The service's own reads go to the shard tables
+-- and sum there, after filtering: the planner cannot push a filter with a subquery (unit IN
+-- (the subtree)) into an aggregating view, so through the view it would sum the whole
+-- campaign first. The views are for people and tests.
 ALTER TABLE totals RENAME TO totals_shards;
 ALTER TABLE totals_shards ADD COLUMN shard smallint NOT NULL DEFAULT 0 CHECK (shard >= 0);
 ALTER TABLE totals_shards DROP CONSTRAINT totals_pkey;
