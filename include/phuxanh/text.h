@@ -34,8 +34,9 @@ void px_day_format(int32_t days, char *buf);
 /* The calendar day in Viet Nam of a UNIX time in seconds. */
 int32_t px_day_of_unix(int64_t seconds);
 
-/* A Vietnamese mobile number: 10 digits, 0 then 3/5/7/8/9 (or +84 / 84 then 9 digits).
- * On success writes the national form ("09xxxxxxxx") into out (at least 11 bytes). */
+/* A Vietnamese mobile number: 10 digits, 0 then 3/5/7/8/9 (or +84 / 84 then 9 digits), in
+ * groups separated by spaces, dots, dashes or parentheses if the writer likes. On success
+ * writes the national form ("09xxxxxxxx") into out (at least 11 bytes). */
 bool px_phone_vn_normalize(const char *s, char *out);
 
 #endif

@@ -182,18 +182,27 @@ bool px_phone_vn_normalize(const char *s, char *out)
     if (!s) {
         return false;
     }
-    const char *digits = s;
-    if (s[0] == '+') {
-        digits = s + 1;
-    }
-    size_t len = strlen(digits);
-    for (size_t i = 0; i < len; i++) {
-        if (digits[i] < '0' || digits[i] > '9') {
+    /* People write numbers grouped ("0912 345 678", "0912.345.678", "(+84) 912-345-678"):
+     * the separators go, a '+' may only lead, and what is left must be digits. */
+    char digits[16];
+    size_t len = 0;
+    bool plus = false;
+    for (const char *p = s; *p; p++) {
+        if (*p == ' ' || *p == '.' || *p == '-' || *p == '(' || *p == ')') {
+            continue;
+        }
+        if (*p == '+' && len == 0 && !plus) {
+            plus = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9' || len + 1 >= sizeof digits) {
             return false;
         }
+        digits[len++] = *p;
     }
+    digits[len] = '\0';
     const char *nat; /* the 9 digits after the leading 0 */
-    if (len == 10 && digits[0] == '0' && s[0] != '+') {
+    if (len == 10 && digits[0] == '0' && !plus) {
         nat = digits + 1;
     } else if (len == 11 && digits[0] == '8' && digits[1] == '4') {
         nat = digits + 2;

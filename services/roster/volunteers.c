@@ -144,10 +144,10 @@ static void s_upsert_check(roster_errors_t *e, Phuxanh__Roster__V1__Volunteer **
         roster_row_text(e, i, "union_role", v->union_role, VOL_ROLE_MAX, false);
         phones[i][0] = '\0';
         if (v->phone && *v->phone && !px_phone_vn_normalize(v->phone, phones[i])) {
-            /* Digits only, as roster.proto states: a separator is refused, not guessed at. */
             roster_row_fail(e, i, "phone", PX_INVALID_ARGUMENT,
                             "not a Vietnamese mobile number (0 then 3, 5, 7, 8 or 9 and 8 more "
-                            "digits, or +84/84 instead of the 0; digits only)");
+                            "digits, or +84/84 instead of the 0; spaces, dots and dashes "
+                            "between digits are fine)");
         }
     }
     roster_keys_unique(e, keys, n);

@@ -64,7 +64,19 @@ static void test_phone(void)
     PX_CHECK(!px_phone_vn_normalize("0165797825", out)); /* old 11-digit era prefix */
     PX_CHECK(!px_phone_vn_normalize("096579782", out));
     PX_CHECK(!px_phone_vn_normalize("09657978251", out));
-    PX_CHECK(!px_phone_vn_normalize("0965-797825", out));
+    /* Grouped as people write them: the same number. */
+    PX_CHECK(px_phone_vn_normalize("0965 797 825", out));
+    PX_CHECK_STR_EQ(out, "0965797825");
+    PX_CHECK(px_phone_vn_normalize("0965.797.825", out));
+    PX_CHECK_STR_EQ(out, "0965797825");
+    PX_CHECK(px_phone_vn_normalize("(+84) 965-797-825", out));
+    PX_CHECK_STR_EQ(out, "0965797825");
+    PX_CHECK(!px_phone_vn_normalize("0965/797825", out));
+    PX_CHECK(!px_phone_vn_normalize("+84+965797825", out));
+    PX_CHECK(!px_phone_vn_normalize("0965 797 825 1", out));
+    PX_CHECK(!px_phone_vn_normalize("+0965797825", out));
+    PX_CHECK(!px_phone_vn_normalize(" - . ", out));
+    PX_CHECK(!px_phone_vn_normalize("0965797825999999999999", out));
     PX_CHECK(!px_phone_vn_normalize("", out));
 }
 
