@@ -131,6 +131,7 @@ typedef struct {
     act_verifier_t *verifier;
     act_retention_t *retention; /* retention.c */
     act_pub_t *pub;             /* NULL when pub-endpoint is empty or could not be bound */
+    char person_readers[512];   /* callers allowed one person's records, comma-separated */
 } act_t;
 
 /* Method tables, one per file. */
@@ -204,6 +205,10 @@ px_code_t act_follow_ups_count(act_units_t *units, px_db_t *db, int shard, const
 Phuxanh__Activation__V1__FollowUp *act_follow_up_row(px_rpc_ctx_t *ctx, const PGresult *res,
                                                      int row);
 
+/* Person-level methods (one person's record, the follow-up and stalled lists) answer only the
+ * callers named in person-readers: otherwise fails the call PERMISSION_DENIED naming the
+ * caller and returns that code. (common.c) */
+px_code_t act_person_reader_check(px_rpc_ctx_t *ctx);
 /* Appends one row to the audit table (inside the caller's transaction): caller, method and
  * request id from ctx, detail a JSON object text or NULL. */
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);

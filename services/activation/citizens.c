@@ -120,6 +120,10 @@ static Phuxanh__Activation__V1__StageReached *s_reached(px_rpc_ctx_t *ctx, const
 static px_code_t s_get_citizen_status(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                       ProtobufCMessage *reply)
 {
+    px_code_t denied = act_person_reader_check(ctx);
+    if (denied != PX_OK) {
+        return denied; /* before anything else: a caller not allowed learns nothing */
+    }
     const Phuxanh__Activation__V1__GetCitizenStatusRequest *req = (const void *)request;
     Phuxanh__Activation__V1__GetCitizenStatusResponse *resp = (void *)reply;
     px_db_t *db = px_rpc_ctx_db(ctx);
@@ -214,6 +218,10 @@ done:
 static px_code_t s_forget_citizen(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                   ProtobufCMessage *reply)
 {
+    px_code_t denied = act_person_reader_check(ctx);
+    if (denied != PX_OK) {
+        return denied; /* before anything else: a caller not allowed learns nothing */
+    }
     const Phuxanh__Activation__V1__ForgetCitizenRequest *req = (const void *)request;
     Phuxanh__Activation__V1__ForgetCitizenResponse *resp = (void *)reply;
     act_t *act = px_rpc_ctx_state(ctx);

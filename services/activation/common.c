@@ -35,6 +35,26 @@ px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
     return px_rpc_fail_status(ctx, st);
 }
 
+px_code_t act_person_reader_check(px_rpc_ctx_t *ctx)
+{
+    const act_t *act = px_rpc_ctx_state(ctx);
+    const char *caller = px_rpc_ctx_caller(ctx);
+    size_t n = strlen(caller);
+    /* Whole names only: "gate" is not "gateway". */
+    for (const char *p = act->person_readers; n > 0 && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, caller, n) == 0) {
+            return PX_OK;
+        }
+        p += len + (end != NULL);
+    }
+    return px_rpc_fail(ctx, PX_PERMISSION_DENIED,
+                       "caller \"%s\" may not read or change one person's records "
+                       "(person-readers)",
+                       act_echo(caller));
+}
+
 int act_shard(px_rpc_ctx_t *ctx)
 {
     return px_rpc_ctx_worker(ctx);

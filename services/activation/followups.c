@@ -167,6 +167,10 @@ static int s_page(int asked, int def, int max)
 static px_code_t s_list_follow_ups(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                    ProtobufCMessage *reply)
 {
+    px_code_t denied = act_person_reader_check(ctx);
+    if (denied != PX_OK) {
+        return denied; /* before anything else: a caller not allowed learns nothing */
+    }
     const Phuxanh__Activation__V1__ListFollowUpsRequest *req = (const void *)request;
     Phuxanh__Activation__V1__ListFollowUpsResponse *resp = (void *)reply;
     px_status_t st;
@@ -244,6 +248,10 @@ done:
 static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                      ProtobufCMessage *reply)
 {
+    px_code_t denied = act_person_reader_check(ctx);
+    if (denied != PX_OK) {
+        return denied; /* before anything else: a caller not allowed learns nothing */
+    }
     const Phuxanh__Activation__V1__ResolveFollowUpRequest *req = (const void *)request;
     Phuxanh__Activation__V1__ResolveFollowUpResponse *resp = (void *)reply;
     act_t *act = px_rpc_ctx_state(ctx);
@@ -327,6 +335,10 @@ done:
 static px_code_t s_list_stalled(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                 ProtobufCMessage *reply)
 {
+    px_code_t denied = act_person_reader_check(ctx);
+    if (denied != PX_OK) {
+        return denied; /* before anything else: a caller not allowed learns nothing */
+    }
     const Phuxanh__Activation__V1__ListStalledRequest *req = (const void *)request;
     Phuxanh__Activation__V1__ListStalledResponse *resp = (void *)reply;
     px_status_t st;

@@ -32,6 +32,9 @@ static const px_config_option_t s_options[] = {
      "how often the retention pass runs (the first one an interval after start)"},
     {"pub-endpoint", "PX_PUB_ENDPOINT", "tcp://127.0.0.1:7103",
      "where the PUB socket of count changes (CountsChanged) binds; empty disables it"},
+    {"person-readers", "PX_PERSON_READERS", "gateway,pxctl",
+     "callers (comma-separated) allowed one person's records: GetCitizenStatus, ForgetCitizen, "
+     "the follow-up lists, ListStalled"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -115,6 +118,13 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
     if (s_secret_load(cfg, self->secret, st) != PX_OK) {
         goto fail;
     }
+    const char *readers = px_config_get(cfg, "person-readers");
+    if (strlen(readers ? readers : "") >= sizeof self->person_readers) {
+        px_status_set(st, PX_INVALID_ARGUMENT, "person-readers: at most %zu characters",
+                      sizeof self->person_readers - 1);
+        goto fail;
+    }
+    snprintf(self->person_readers, sizeof self->person_readers, "%s", readers ? readers : "");
     self->units = act_units_new();
     if (!self->units) {
         px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");

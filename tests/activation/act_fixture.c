@@ -272,6 +272,7 @@ static int s_spawn(act_fixture_t *f)
                           db_arg,
                           roster_arg,
                           "--log-level=info",
+                          "--person-readers=activation-test",
                           "--citizen-key=" ACT_T_SECRET,
                           "--verify-interval-ms=300",
                           NULL};

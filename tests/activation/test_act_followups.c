@@ -309,7 +309,73 @@ static void test_stalled_per_neighborhood(void)
     PX_CHECK_INT_EQ(act_fixture_stop(&F), 0);
 }
 
+/* A caller not named in person-readers gets PERMISSION_DENIED from every person-level method,
+ * before any check of what it sent, and nothing is audited as read. */
+static void test_person_methods_need_a_reader(void)
+{
+    PX_REQUIRE(act_fixture_start(&F, "act_readers") == 0);
+    PX_REQUIRE(s_rec(1, "25966", "", 1, 3, "", "nhà 1", 0) == 0);
+    px_status_t st;
+    px_rpc_client_opts_t o = {.caller = "dashboard"};
+    px_rpc_client_t *other = px_rpc_client_new(F.proc.endpoint, &o, &st);
+    PX_REQUIRE(other);
+    Phuxanh__Activation__V1__ListFollowUpsRequest lf =
+        PHUXANH__ACTIVATION__V1__LIST_FOLLOW_UPS_REQUEST__INIT;
+    lf.campaign_id = C;
+    lf.unit_code = "25966";
+    Phuxanh__Activation__V1__ListStalledRequest ls =
+        PHUXANH__ACTIVATION__V1__LIST_STALLED_REQUEST__INIT;
+    ls.campaign_id = C;
+    ls.unit_code = "25966";
+    Phuxanh__Activation__V1__ResolveFollowUpRequest rf =
+        PHUXANH__ACTIVATION__V1__RESOLVE_FOLLOW_UP_REQUEST__INIT;
+    rf.id = 1;
+    Phuxanh__Activation__V1__GetCitizenStatusRequest gs =
+        PHUXANH__ACTIVATION__V1__GET_CITIZEN_STATUS_REQUEST__INIT;
+    gs.campaign_id = C;
+    gs.citizen_id = "074090000001";
+    Phuxanh__Activation__V1__ForgetCitizenRequest fc =
+        PHUXANH__ACTIVATION__V1__FORGET_CITIZEN_REQUEST__INIT;
+    fc.campaign_id = C;
+    fc.citizen_id = "074090000001";
+    const struct {
+        const char *method;
+        const ProtobufCMessage *req;
+        const ProtobufCMessageDescriptor *reply;
+    } calls[] = {
+        {"ListFollowUps", &lf.base, &phuxanh__activation__v1__list_follow_ups_response__descriptor},
+        {"ListStalled", &ls.base, &phuxanh__activation__v1__list_stalled_response__descriptor},
+        {"ResolveFollowUp", &rf.base,
+         &phuxanh__activation__v1__resolve_follow_up_response__descriptor},
+        {"GetCitizenStatus", &gs.base,
+         &phuxanh__activation__v1__get_citizen_status_response__descriptor},
+        {"ForgetCitizen", &fc.base, &phuxanh__activation__v1__forget_citizen_response__descriptor},
+    };
+    long long audits = act_sql_int(&F, "SELECT count(*) FROM audit");
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        char full[128];
+        snprintf(full, sizeof full, "/phuxanh.activation.v1.ActivationService/%s", calls[i].method);
+        ProtobufCMessage *reply = NULL;
+        px_rpc_call_opts_t co = {.timeout_ms = 10000};
+        px_code_t code =
+            px_rpc_client_call(other, full, calls[i].req, calls[i].reply, &reply, &co, &st);
+        PX_CHECK_INT_EQ(code, PX_PERMISSION_DENIED);
+        PX_CHECK(strstr(st.message, "\"dashboard\"") != NULL);
+        if (reply) {
+            protobuf_c_message_free_unpacked(reply, NULL);
+        }
+    }
+    PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM audit"), audits);
+    /* The follow-up is still open and the citizen still known: nothing was done. */
+    PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM follow_ups WHERE resolved_at IS NULL"),
+                    1);
+    PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM citizens"), 1);
+    px_rpc_client_destroy(&other);
+    PX_CHECK_INT_EQ(act_fixture_stop(&F), 0);
+}
+
 static const px_test_case_t s_cases[] = {
+    {"person_methods_need_a_reader", test_person_methods_need_a_reader},
     {"list_by_subtree_kind_pages", test_list_by_subtree_kind_pages},
     {"resolve_moves_counters_once", test_resolve_moves_counters_once},
     {"stalled_per_neighborhood", test_stalled_per_neighborhood},
