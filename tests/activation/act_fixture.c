@@ -10,254 +10,219 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "phuxanh/text.h"
 #include "px_test.h"
 
-/* ---------------------------------------------------------------- the stand-in roster */
+/* How long a count of the roster's calls waits for the calls it expects, and then for any
+ * surplus: the roster logs a call microseconds after its reply, so both are generous. */
+#define S_CALLS_WAIT_MS 5000
+#define S_CALLS_SETTLE_MS 150
+/* Starts (100 ms apart) a restarted roster gets, should the port its predecessor held not be
+ * free again yet. */
+#define S_BIND_ATTEMPTS 50
+/* How long the service may take to read the unit tree after it starts. */
+#define S_TREE_WAIT_MS 10000
+/* Processes this test started and has not stopped: two per fixture, and those of cases that
+ * stopped early. */
+#define S_LIVE_MAX 32
 
-typedef struct {
-    const char *code, *name;
-    int level;
-    const char *parent;
-} s_unit_t;
+/* ---------------------------------------------------------------- processes */
 
-static const s_unit_t s_units[] = {
-    {"74", "Bình Dương", 1, ""},
-    {"718", "Thủ Dầu Một", 2, "74"},
-    {"725", "Thuận An", 2, "74"},
-    {"25747", "Phú Cường", 3, "718"},
-    {"25966", "Lái Thiêu", 3, "725"},
-    {"25966-01", "Đông Nhì", 4, "25966"},
-    {"25966-02", "Đông Tư", 4, "25966"},
-    {"25969", "Bình Nhâm", 3, "725"},
-    {"25975", "An Phú", 3, "725"},
-    {"25978", "Vĩnh Phú", 3, "725"}, /* last: only once the tree has grown */
-};
-#define S_NUNITS (sizeof s_units / sizeof s_units[0])
-#define S_VISIBLE(r) (atomic_load(&(r)->grown) ? S_NUNITS : S_NUNITS - 1)
+/* A case that stops early (PX_REQUIRE) never reaches act_fixture_stop: what it started is
+ * killed at exit, so that a failing run leaves no service behind on the machine. */
+static pid_t s_live[S_LIVE_MAX];
 
-static const struct {
-    const char *volunteer, *ward, *day;
-} s_duties[] = {
-    {"TN0001", "25966", "2023-07-29"},
-    {"TN0002", "25969", "2023-07-29"},
-};
-
-static const struct {
-    const char *id, *starts_on, *ends_on;
-} s_campaigns[] = {
-    {"tn-2023", "2023-07-29", "2023-08-27"},
-    {"tn-late", "2023-01-07", "2023-01-29"}, /* ended long ago; events may still come */
-    {"tn-now", "2023-07-01", "2099-12-31"},
-    {"tn-pub", "2023-07-01", "2099-12-31"},
-    {"warmup", "2023-07-01", "2099-12-31"},
-};
-#define S_NCAMPAIGNS (sizeof s_campaigns / sizeof s_campaigns[0])
-
-static Phuxanh__Roster__V1__Campaign *s_campaign_msg(px_rpc_ctx_t *ctx, size_t i)
+static void s_kill_live(void)
 {
-    Phuxanh__Roster__V1__Campaign *m = px_rpc_ctx_alloc(ctx, sizeof *m);
-    phuxanh__roster__v1__campaign__init(m);
-    m->id = (char *)s_campaigns[i].id;
-    m->name = px_rpc_ctx_printf(ctx, "Chiến dịch %s", s_campaigns[i].id);
-    m->starts_on = (char *)s_campaigns[i].starts_on;
-    m->ends_on = (char *)s_campaigns[i].ends_on;
-    return m;
-}
-
-static px_code_t s_get_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                                ProtobufCMessage *reply)
-{
-    const Phuxanh__Roster__V1__GetCampaignRequest *req = (const void *)request;
-    Phuxanh__Roster__V1__GetCampaignResponse *resp = (void *)reply;
-    for (size_t i = 0; i < S_NCAMPAIGNS; i++) {
-        if (strcmp(s_campaigns[i].id, req->id) == 0) {
-            resp->campaign = s_campaign_msg(ctx, i);
-            return PX_OK;
+    for (int i = 0; i < S_LIVE_MAX; i++) {
+        if (s_live[i] > 0) {
+            px_test_stop(s_live[i], SIGKILL, 2000);
+            s_live[i] = 0;
         }
     }
-    return px_rpc_fail(ctx, PX_NOT_FOUND, "id: no campaign \"%s\"", req->id);
 }
 
-/* All of them in one page. */
-static px_code_t s_list_campaigns(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                                  ProtobufCMessage *reply)
+static void s_live_set(pid_t old, pid_t pid)
 {
-    (void)request;
-    Phuxanh__Roster__V1__ListCampaignsResponse *resp = (void *)reply;
-    resp->campaigns = px_rpc_ctx_alloc(ctx, S_NCAMPAIGNS * sizeof *resp->campaigns);
-    for (size_t i = 0; i < S_NCAMPAIGNS; i++) {
-        resp->campaigns[resp->n_campaigns++] = s_campaign_msg(ctx, i);
+    static bool registered;
+    if (!registered) {
+        atexit(s_kill_live);
+        registered = true;
     }
-    return PX_OK;
-}
-
-static const s_unit_t *s_unit(act_roster_t *r, const char *code)
-{
-    for (size_t i = 0; i < S_VISIBLE(r); i++) {
-        if (strcmp(s_units[i].code, code) == 0) {
-            return &s_units[i];
+    for (int i = 0; i < S_LIVE_MAX; i++) {
+        if (s_live[i] == old) {
+            s_live[i] = pid;
+            return;
         }
     }
-    return NULL;
 }
 
-static Phuxanh__Roster__V1__Unit *s_unit_msg(px_rpc_ctx_t *ctx, const s_unit_t *u)
+/* proc_start with the child's stderr appended to log_path (it inherits ours: point it at the
+ * file for the time of the fork). */
+static int s_start_logged(testd_t *t, const char *binary, const char *const *args,
+                          const char *log_path)
 {
-    Phuxanh__Roster__V1__Unit *m = px_rpc_ctx_alloc(ctx, sizeof *m);
-    phuxanh__roster__v1__unit__init(m);
-    m->code = (char *)u->code;
-    m->name = (char *)u->name;
-    m->level = u->level;
-    m->parent_code = (char *)u->parent;
-    m->version = 1;
-    return m;
+    int fd = open(log_path, O_CREAT | O_APPEND | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -1;
+    }
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int rc = proc_start(t, binary, args);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    if (rc == 0) {
+        s_live_set(0, t->pid);
+    }
+    return rc;
 }
 
-static px_code_t s_get_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                             ProtobufCMessage *reply)
+static int s_stop(testd_t *t, int sig)
 {
-    act_roster_t *r = px_rpc_ctx_state(ctx);
-    atomic_fetch_add(&r->get_units_calls, 1);
-    const Phuxanh__Roster__V1__GetUnitsRequest *req = (const void *)request;
-    Phuxanh__Roster__V1__GetUnitsResponse *resp = (void *)reply;
-    bool want[S_NUNITS] = {false};
-    resp->not_found_codes = px_rpc_ctx_alloc(ctx, (req->n_codes + 1) * sizeof(char *));
-    for (size_t i = 0; i < req->n_codes; i++) {
-        const s_unit_t *u = s_unit(r, req->codes[i]);
-        if (!u) {
-            resp->not_found_codes[resp->n_not_found_codes++] = req->codes[i];
-        }
-        while (u) {
-            want[u - s_units] = true;
-            u = req->include_ancestors && *u->parent ? s_unit(r, u->parent) : NULL;
-        }
-    }
-    resp->units = px_rpc_ctx_alloc(ctx, S_NUNITS * sizeof *resp->units);
-    for (size_t i = 0; i < S_VISIBLE(r); i++) {
-        if (want[i]) {
-            resp->units[resp->n_units++] = s_unit_msg(ctx, &s_units[i]);
-        }
-    }
-    resp->tree_version = atomic_load(&r->grown) ? 2 : 1;
-    return PX_OK;
+    s_live_set(t->pid, 0);
+    return testd_stop(t, sig);
 }
 
-static px_code_t s_list_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                              ProtobufCMessage *reply)
+/* ---------------------------------------------------------------- the roster */
+
+/* The data of act_fixture.h. The units share one tree version, as one UpsertUnits batch
+ * would give them; the wave's assigned count is kept as the roster keeps it. */
+static const char *const s_roster_sql =
+    "BEGIN;"
+    "WITH v AS (SELECT nextval('unit_tree_version') AS v)"
+    " INSERT INTO units (code, name, level, parent_code, version)"
+    " SELECT x.code, x.name, x.level, x.parent, v.v FROM v, (VALUES"
+    "  ('74', 'Bình Dương', 1, NULL),"
+    "  ('718', 'Thủ Dầu Một', 2, '74'),"
+    "  ('725', 'Thuận An', 2, '74'),"
+    "  ('25747', 'Phú Cường', 3, '718'),"
+    "  ('25966', 'Lái Thiêu', 3, '725'),"
+    "  ('25966-01', 'Đông Nhì', 4, '25966'),"
+    "  ('25966-02', 'Đông Tư', 4, '25966'),"
+    "  ('25969', 'Bình Nhâm', 3, '725'),"
+    "  ('25975', 'An Phú', 3, '725')) AS x(code, name, level, parent);"
+    "INSERT INTO volunteers (code, full_name, name_folded)"
+    " SELECT 'TN000' || n, 'Tình nguyện viên ' || n, px_fold('Tình nguyện viên ' || n)"
+    " FROM generate_series(1, 9) AS n;"
+    "INSERT INTO campaigns (id, name, starts_on, ends_on)"
+    " SELECT id, 'Chiến dịch ' || id, s::date, e::date FROM (VALUES"
+    "  ('tn-2023', '2023-07-29', '2023-08-27'),"
+    "  ('tn-late', '2023-01-07', '2023-01-29'),"
+    "  ('tn-now', '2023-07-01', '2099-12-31'),"
+    "  ('tn-pub', '2023-07-01', '2099-12-31'),"
+    "  ('warmup', '2023-07-01', '2099-12-31')) AS x(id, s, e);"
+    "INSERT INTO waves (campaign_id, day, capacity, assigned)"
+    " VALUES ('tn-2023', '2023-07-29', 30, 2);"
+    "INSERT INTO assignments (volunteer_code, day, campaign_id, unit_code) VALUES"
+    " ('TN0001', '2023-07-29', 'tn-2023', '25966'),"
+    " ('TN0002', '2023-07-29', 'tn-2023', '25969');"
+    "COMMIT;";
+
+/* A unit write as the roster makes one: under its tree lock, at a new tree version, so that
+ * the activation service's ListUnits since the version it holds returns the ward. */
+static const char *const s_grow_sql =
+    "BEGIN;"
+    "SELECT pg_advisory_xact_lock(hashtext('px_roster_unit_tree'));"
+    "INSERT INTO units (code, name, level, parent_code, version)"
+    " VALUES ('25978', 'Vĩnh Phú', 3, '725', nextval('unit_tree_version'));"
+    "COMMIT;";
+
+static int s_exec(const char *db_url, const char *sql)
 {
-    act_roster_t *r = px_rpc_ctx_state(ctx);
-    atomic_fetch_add(&r->list_units_calls, 1);
-    const Phuxanh__Roster__V1__ListUnitsRequest *req = (const void *)request;
-    Phuxanh__Roster__V1__ListUnitsResponse *resp = (void *)reply;
-    resp->tree_version = atomic_load(&r->grown) ? 2 : 1;
-    resp->units = px_rpc_ctx_alloc(ctx, S_NUNITS * sizeof *resp->units);
-    for (size_t i = 0; i < S_VISIBLE(r); i++) {
-        int64_t version = i == S_NUNITS - 1 ? 2 : 1;
-        if (version > req->since_version) {
-            resp->units[resp->n_units++] = s_unit_msg(ctx, &s_units[i]);
-            resp->units[resp->n_units - 1]->version = version;
+    PGconn *c = PQconnectdb(db_url);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            rc = 0;
         }
+        PQclear(r);
     }
-    return PX_OK;
-}
-
-static px_code_t s_check_duty(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                              ProtobufCMessage *reply)
-{
-    act_roster_t *r = px_rpc_ctx_state(ctx);
-    atomic_fetch_add(&r->check_duty_calls, 1);
-    const Phuxanh__Roster__V1__CheckDutyRequest *req = (const void *)request;
-    Phuxanh__Roster__V1__CheckDutyResponse *resp = (void *)reply;
-    resp->answers = px_rpc_ctx_alloc(ctx, (req->n_queries + 1) * sizeof *resp->answers);
-    for (size_t i = 0; i < req->n_queries; i++) {
-        const Phuxanh__Roster__V1__DutyQuery *q = req->queries[i];
-        Phuxanh__Roster__V1__DutyAnswer *a = px_rpc_ctx_alloc(ctx, sizeof *a);
-        phuxanh__roster__v1__duty_answer__init(a);
-        resp->answers[resp->n_answers++] = a;
-        if (strncmp(q->volunteer_code, "TN000", 5) != 0 || strlen(q->volunteer_code) != 6) {
-            a->verdict = PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_UNKNOWN_VOLUNTEER;
-            continue;
-        }
-        const s_unit_t *u = s_unit(r, q->unit_code);
-        if (!u) {
-            a->verdict = PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_UNKNOWN_UNIT;
-            continue;
-        }
-        const char *ward = u->level == 4 ? u->parent : u->code;
-        char day[11];
-        px_day_format(px_day_of_unix(q->time ? q->time->seconds : 0), day);
-        a->verdict = PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_NOT_ASSIGNED;
-        for (size_t k = 0; k < sizeof s_duties / sizeof s_duties[0]; k++) {
-            if (strcmp(s_duties[k].volunteer, q->volunteer_code) == 0 &&
-                strcmp(s_duties[k].day, day) == 0) {
-                a->on_duty = strcmp(s_duties[k].ward, ward) == 0;
-                a->verdict = a->on_duty
-                                 ? PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_ON_DUTY
-                                 : PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_OTHER_UNIT;
-            }
-        }
+    if (rc != 0) {
+        fprintf(stderr, "act_fixture: %s", PQerrorMessage(c));
     }
-    return PX_OK;
+    PQfinish(c);
+    return rc;
 }
-
-/* Names for the codes asked (TopVolunteers asks them in one call); others are left out. */
-static px_code_t s_list_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                                   ProtobufCMessage *reply)
-{
-    act_roster_t *r = px_rpc_ctx_state(ctx);
-    atomic_fetch_add(&r->list_volunteers_calls, 1);
-    const Phuxanh__Roster__V1__ListVolunteersRequest *req = (const void *)request;
-    Phuxanh__Roster__V1__ListVolunteersResponse *resp = (void *)reply;
-    resp->volunteers = px_rpc_ctx_alloc(ctx, (req->n_codes + 1) * sizeof *resp->volunteers);
-    for (size_t i = 0; i < req->n_codes; i++) {
-        const char *c = req->codes[i];
-        if (strncmp(c, "TN000", 5) != 0 || strlen(c) != 6 || c[5] < '1' || c[5] > '9') {
-            continue;
-        }
-        Phuxanh__Roster__V1__Volunteer *v = px_rpc_ctx_alloc(ctx, sizeof *v);
-        phuxanh__roster__v1__volunteer__init(v);
-        v->code = (char *)c;
-        v->full_name = px_rpc_ctx_printf(ctx, "Tình nguyện viên %c", c[5]);
-        resp->volunteers[resp->n_volunteers++] = v;
-    }
-    return PX_OK;
-}
-
-static const px_rpc_method_t s_roster_methods[] = {
-    {"GetUnits", s_get_units},       {"ListUnits", s_list_units},
-    {"CheckDuty", s_check_duty},     {"ListVolunteers", s_list_volunteers},
-    {"GetCampaign", s_get_campaign}, {"ListCampaigns", s_list_campaigns},
-};
 
 int act_roster_start(act_roster_t *r)
 {
-    px_status_t st;
-    px_rpc_server_opts_t o = {
-        .service_name = "roster-standin", .endpoint = r->endpoint, .workers = 2, .drain_ms = 500};
-    /* The port may linger for a moment after a stop: try again briefly. */
-    for (int attempt = 0; attempt < 50; attempt++) {
-        r->server = px_rpc_server_new(&o, &st);
-        if (r->server &&
-            px_rpc_server_add(
-                r->server, &phuxanh__roster__v1__roster_service__descriptor, s_roster_methods,
-                sizeof s_roster_methods / sizeof s_roster_methods[0], r, &st) == PX_OK &&
-            px_rpc_server_start(r->server, &st) == PX_OK) {
+    char listen_arg[160], db_arg[600];
+    snprintf(listen_arg, sizeof listen_arg, "--listen=%s", r->endpoint);
+    snprintf(db_arg, sizeof db_arg, "--db-url=%s", r->db_url);
+    /* Debug level: every call answered is logged (act_roster_calls counts them). */
+    const char *args[] = {listen_arg, db_arg, "--log-level=debug", NULL};
+    /* The port may still be held for a moment after a stop: try again briefly. */
+    for (int attempt = 0; attempt < S_BIND_ATTEMPTS; attempt++) {
+        if (s_start_logged(&r->proc, "services/roster/px-roster", args, r->log_path) == 0) {
             return 0;
         }
-        px_rpc_server_destroy(&r->server);
         usleep(100000);
     }
-    fprintf(stderr, "roster stand-in: %s\n", st.message);
+    fprintf(stderr, "act_roster_start: px-roster did not start on %s\n", r->endpoint);
     return -1;
 }
 
 void act_roster_stop(act_roster_t *r)
 {
-    if (r->server) {
-        px_rpc_server_stop(r->server);
-        px_rpc_server_destroy(&r->server);
+    if (r->proc.pid > 0) {
+        s_stop(&r->proc, SIGKILL);
     }
+}
+
+int act_roster_grow(act_roster_t *r)
+{
+    return s_exec(r->db_url, s_grow_sql);
+}
+
+int act_roster_calls(act_roster_t *r, const char *method)
+{
+    char want[200];
+    snprintf(want, sizeof want, "\"method\":\"/phuxanh.roster.v1.RosterService/%s\"", method);
+    FILE *fp = fopen(r->log_path, "r");
+    if (!fp) {
+        return -1;
+    }
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        n += strstr(line, "\"event\":\"RPC-CALL\"") && strstr(line, want);
+    }
+    free(line);
+    fclose(fp);
+    return n;
+}
+
+int act_roster_calls_wait(act_roster_t *r, const char *method, int want)
+{
+    for (int waited = 0; waited < S_CALLS_WAIT_MS && act_roster_calls(r, method) < want;
+         waited += 10) {
+        usleep(10000);
+    }
+    usleep(S_CALLS_SETTLE_MS * 1000);
+    return act_roster_calls(r, method);
+}
+
+/* A fresh database, px-roster started on it (which makes its schema), the data loaded. */
+static int s_roster_new(act_roster_t *r, const char *prefix)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s_roster", prefix);
+    r->db_url = px_test_db_new(name);
+    int port = px_test_free_port();
+    if (!r->db_url || port < 0) {
+        return -1;
+    }
+    snprintf(r->endpoint, sizeof r->endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf(r->log_path, sizeof r->log_path, "/tmp/px-act-%s-%d-roster.log", prefix,
+             (int)getpid());
+    unlink(r->log_path);
+    if (act_roster_start(r) != 0) {
+        return -1;
+    }
+    return s_exec(r->db_url, s_roster_sql);
 }
 
 /* ---------------------------------------------------------------- the service */
@@ -276,19 +241,7 @@ static int s_spawn(act_fixture_t *f)
                           "--citizen-key=" ACT_T_SECRET,
                           "--verify-interval-ms=300",
                           NULL};
-    /* The child inherits our stderr: point it at the file for the time of the fork. */
-    int fd = open(f->log_path, O_CREAT | O_APPEND | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -1;
-    }
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
-    int rc = proc_start(&f->proc, "services/activation/px-activation", args);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    if (rc != 0) {
+    if (s_start_logged(&f->proc, "services/activation/px-activation", args, f->log_path) != 0) {
         return -1;
     }
     px_status_t st;
@@ -299,23 +252,9 @@ static int s_spawn(act_fixture_t *f)
 
 int act_fixture_start(act_fixture_t *f, const char *prefix)
 {
-    return act_fixture_start_with(f, prefix, NULL);
-}
-
-int act_fixture_start_with(act_fixture_t *f, const char *prefix, const char *roster_endpoint)
-{
     memset(f, 0, sizeof *f);
-    if (roster_endpoint) {
-        snprintf(f->roster.endpoint, sizeof f->roster.endpoint, "%s", roster_endpoint);
-    } else {
-        int port = px_test_free_port();
-        if (port < 0) {
-            return -1;
-        }
-        snprintf(f->roster.endpoint, sizeof f->roster.endpoint, "tcp://127.0.0.1:%d", port);
-        if (act_roster_start(&f->roster) != 0) {
-            return -1;
-        }
+    if (s_roster_new(&f->roster, prefix) != 0) {
+        return -1;
     }
     f->db_url = px_test_db_new(prefix);
     if (!f->db_url) {
@@ -326,12 +265,9 @@ int act_fixture_start_with(act_fixture_t *f, const char *prefix, const char *ros
     if (s_spawn(f) != 0) {
         return -1;
     }
-    if (roster_endpoint) {
-        return 0;
-    }
     /* The service reads the whole tree in the background at start: wait for it, so that
      * every test sees the same cache (progress lists children from it). */
-    for (int i = 0; i < 100; i++) {
+    for (int waited = 0; waited < S_TREE_WAIT_MS; waited += 50) {
         if (act_sql_int(f, "SELECT count(*) FROM units") >= 9) {
             return 0;
         }
@@ -344,7 +280,7 @@ int act_fixture_start_with(act_fixture_t *f, const char *prefix, const char *ros
 int act_service_restart(act_fixture_t *f)
 {
     px_rpc_client_destroy(&f->client);
-    int rc = testd_stop(&f->proc, SIGTERM);
+    int rc = s_stop(&f->proc, SIGTERM);
     if (rc != 0) {
         return -1;
     }
@@ -354,12 +290,18 @@ int act_service_restart(act_fixture_t *f)
 int act_fixture_stop(act_fixture_t *f)
 {
     px_rpc_client_destroy(&f->client);
-    int rc = f->proc.pid > 0 ? testd_stop(&f->proc, SIGTERM) : -1;
-    act_roster_stop(&f->roster);
+    int rc = f->proc.pid > 0 ? s_stop(&f->proc, SIGTERM) : -1;
+    if (f->roster.proc.pid > 0 && s_stop(&f->roster.proc, SIGTERM) != 0) {
+        fprintf(stderr, "act_fixture_stop: px-roster did not exit cleanly\n");
+        rc = -1;
+    }
     free(f->db_url);
     f->db_url = NULL;
+    free(f->roster.db_url);
+    f->roster.db_url = NULL;
     if (!getenv("PX_TEST_KEEP_DB")) {
         unlink(f->log_path);
+        unlink(f->roster.log_path);
     }
     return rc;
 }

@@ -1,18 +1,19 @@
 /*
- * act_fixture.h - px-activation as a process on its own fresh database, a
- * roster it asks about units and duty, and a client to it, for the activation
- * tests.
+ * act_fixture.h - px-activation as a process on its own fresh database, the
+ * px-roster process it asks about units, campaigns and duty (on a fresh
+ * database of its own), and a client to it, for the activation tests.
  *
- * The roster is a stand-in served from this test process (the runtime's own
- * px_rpc_server with GetUnits, ListUnits and CheckDuty answered from the small
- * Thuận An tree below), so a test can stop it and start it again on the same
- * endpoint, and count the calls it gets. The service's stderr goes to a file
- * the test can search (for ID numbers that must never appear).
+ * The roster is the real service, not a stand-in: what the activation service
+ * is tested against is what it meets in production. It listens on a port
+ * chosen once, so a test can stop it and start it again on the same endpoint;
+ * it logs at debug level to a file, where each call it answered is one
+ * RPC-CALL line, so a test can count the calls it got. The activation
+ * service's stderr goes to a file too, that the test can search (for ID
+ * numbers that must never appear).
  */
 #ifndef PX_ACT_FIXTURE_H
 #define PX_ACT_FIXTURE_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "phuxanh/activation/v1/activation.pb-c.h"
@@ -20,24 +21,26 @@
 #include "phuxanh/rpc.h"
 #include "testd_proc.h"
 
-/* The tree (codes are the national ones):
+/* What the roster holds (loaded by SQL before the activation service starts). The tree (codes
+ * are the national ones):
  *   74 Bình Dương > 725 Thuận An > 25966 Lái Thiêu > 25966-01 Đông Nhì, 25966-02 Đông Tư
  *                                > 25969 Bình Nhâm, 25975 An Phú
  *                 > 718 Thủ Dầu Một > 25747 Phú Cường
- * and, once roster.grown is set, 725 > 25978 Vĩnh Phú.
- * Volunteers TN0001..TN0009 exist; on 2023-07-29 (Viet Nam day) TN0001 is on duty at 25966,
- * TN0002 at 25969. Any other volunteer code is unknown. ListVolunteers (codes) names them
- * "Tình nguyện viên <n>" (e.g. TN0003: "Tình nguyện viên 3"). Campaigns: tn-2023
- * (2023-07-29..2023-08-27), tn-late (ended 2023-01-29), tn-now, tn-pub and warmup (running
- * until 2099); any other id is unknown (GetCampaign NOT_FOUND). */
+ * all at tree version 1, and once act_roster_grow has run, 725 > 25978 Vĩnh Phú at version 2.
+ * Volunteers TN0001..TN0009, named "Tình nguyện viên <n>" (e.g. TN0003: "Tình nguyện viên
+ * 3"); any other volunteer code is unknown. Campaigns ("Chiến dịch <id>"): tn-2023
+ * (2023-07-29..2023-08-27), tn-late (2023-01-07..2023-01-29), tn-now, tn-pub and warmup
+ * (2023-07-01..2099-12-31); any other id is unknown (GetCampaign NOT_FOUND). tn-2023 has a wave
+ * on 2023-07-29 (Viet Nam day) with TN0001 assigned to 25966 and TN0002 to 25969; nobody is
+ * assigned on any other day or in any other campaign. */
 #define ACT_T_DAY_US 1690599600000000LL /* 2023-07-29T03:00:00Z = 10:00 in Viet Nam */
 #define ACT_T_SECRET "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 typedef struct {
-    px_rpc_server_t *server;
-    char endpoint[128];
-    atomic_int get_units_calls, check_duty_calls, list_units_calls, list_volunteers_calls;
-    atomic_bool grown; /* set: the tree has a new ward, 25978 Vĩnh Phú (tree version 2) */
+    testd_t proc;       /* pid 0 while stopped */
+    char *db_url;       /* the roster's database */
+    char endpoint[128]; /* tcp://127.0.0.1:<port>, the same across restarts */
+    char log_path[256]; /* its stderr, at debug level */
 } act_roster_t;
 
 typedef struct {
@@ -48,19 +51,31 @@ typedef struct {
     px_rpc_client_t *client; /* caller "activation-test" */
 } act_fixture_t;
 
-/* Starts the stand-in roster on a free port, then px-activation on a fresh database (prefix
- * [a-z0-9_]) with --verify-interval-ms=300 and the test secret. 0 on success. */
+/* Starts px-roster on a fresh database and a free port and loads it (see above), then
+ * px-activation on a fresh database (prefix [a-z0-9_]) with --verify-interval-ms=300 and the
+ * test secret, and waits until the service has read the whole unit tree. 0 on success. */
 int act_fixture_start(act_fixture_t *f, const char *prefix);
-/* The same with a roster of the caller's (e.g. a px-roster process) instead of the stand-in;
- * does not wait for the unit tree. */
-int act_fixture_start_with(act_fixture_t *f, const char *prefix, const char *roster_endpoint);
-/* Stops the service (SIGTERM; its exit status is returned), the roster, frees. */
+/* Stops the service and the roster (SIGTERM each, both must exit 0) and frees; returns the
+ * service's exit status, or -1 when the roster did not exit cleanly. */
 int act_fixture_stop(act_fixture_t *f);
 /* Stops px-activation (SIGTERM, must exit 0) and starts it again on the same database. */
 int act_service_restart(act_fixture_t *f);
-/* Stops / starts the stand-in roster (same endpoint). 0 on success. */
+
+/* Kills the roster (SIGKILL: down at once, as after a crash). */
 void act_roster_stop(act_roster_t *r);
+/* Starts it again on the same endpoint and database. 0 on success. */
 int act_roster_start(act_roster_t *r);
+/* Adds ward 25978 Vĩnh Phú under 725 to the roster's tree, at a new tree version (ListUnits
+ * since the version before returns it). Works whether the roster is up or down. 0 on
+ * success. */
+int act_roster_grow(act_roster_t *r);
+/* How many calls of method ("CheckDuty") the roster has answered so far, by its log; -1 on
+ * error. The roster logs a call just after sending its reply, so a call whose reply the caller
+ * has already seen may not be counted yet: act_roster_calls_wait polls until at least want are
+ * counted (5 s at most), waits a little more so that a surplus call would show too, and returns
+ * the count then. */
+int act_roster_calls(act_roster_t *r, const char *method);
+int act_roster_calls_wait(act_roster_t *r, const char *method, int want);
 
 /* "/phuxanh.activation.v1.ActivationService/<method>", 30 s timeout. */
 px_code_t act_call(act_fixture_t *f, const char *method, const ProtobufCMessage *req,

@@ -303,9 +303,11 @@ static void test_top_volunteers_named(void)
     req.campaign_id = C;
     req.unit_code = "725";
     Phuxanh__Activation__V1__TopVolunteersResponse *r = NULL;
-    int calls = atomic_load(&F.roster.list_volunteers_calls);
+    int calls = act_roster_calls(&F.roster, "ListVolunteers");
+    PX_REQUIRE(calls >= 0);
     PX_REQUIRE(s_top(&req, &r, &st) == PX_OK);
-    PX_CHECK_INT_EQ(atomic_load(&F.roster.list_volunteers_calls), calls + 1); /* one call */
+    PX_CHECK_INT_EQ(act_roster_calls_wait(&F.roster, "ListVolunteers", calls + 1),
+                    calls + 1); /* one call */
     PX_CHECK(r->names_complete);
     PX_CHECK_INT_EQ(r->n_volunteers, 2);
     if (r->n_volunteers == 2) {

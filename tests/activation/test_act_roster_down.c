@@ -105,7 +105,7 @@ static void test_roster_down_then_back(void)
 
     /* Back on the same endpoint, with a new ward: the background pass verifies what it could
      * not, and learns the new unit. */
-    atomic_store(&F.roster.grown, true);
+    PX_REQUIRE(act_roster_grow(&F.roster) == 0);
     PX_REQUIRE(act_roster_start(&F.roster) == 0);
     PX_CHECK_INT_EQ(s_wait("SELECT count(*) FROM units WHERE code = '25978'", 1), 1);
     PX_CHECK_INT_EQ(s_wait("SELECT count(*) FROM events WHERE volunteer_code <> '' AND "

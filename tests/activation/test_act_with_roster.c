@@ -1,13 +1,12 @@
 /*
- * test_act_with_roster.c - px-activation against a real px-roster process (its own fresh
- * database, units, volunteers, a wave and assignments put in by SQL): units and duty come
- * from the roster; the roster killed, events are still taken unverified; the roster started
- * again on the same endpoint, the background pass verifies them. Campaigns come from the
- * roster too: an unknown one is refused NOT_FOUND, and a volunteer the roster says was not on
- * duty there is refused FAILED_PRECONDITION.
+ * test_act_with_roster.c - px-activation and px-roster end to end, on the fixture's data: units
+ * come from the roster (an unknown one refused NOT_FOUND, a district refused as not a ward) and
+ * the service's copy of the tree names progress; campaigns come from the roster too (an unknown
+ * one refused NOT_FOUND, a known one's days kept locally); a volunteer the roster says was not
+ * on duty there is refused FAILED_PRECONDITION; with the roster killed, events are still taken
+ * unverified, and once it is started again on the same endpoint the background pass verifies
+ * them.
  */
-#include <libpq-fe.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,35 +14,6 @@
 #include "act_fixture.h"
 #include "phuxanh/clock.h"
 #include "px_test.h"
-
-static char *s_roster_db;
-static char s_roster_listen[64];
-static testd_t s_roster;
-
-static const char *const s_roster_sql =
-    "INSERT INTO units (code, name, level, parent_code, version) VALUES "
-    "('74', 'Bình Dương', 1, NULL, nextval('unit_tree_version')), "
-    "('725', 'Thuận An', 2, '74', nextval('unit_tree_version')), "
-    "('718', 'Thủ Dầu Một', 2, '74', nextval('unit_tree_version')), "
-    "('25966', 'Lái Thiêu', 3, '725', nextval('unit_tree_version')), "
-    "('25969', 'Bình Nhâm', 3, '725', nextval('unit_tree_version')), "
-    "('25747', 'Phú Cường', 3, '718', nextval('unit_tree_version')), "
-    "('25966-01', 'Đông Nhì', 4, '25966', nextval('unit_tree_version'));"
-    "INSERT INTO volunteers (code, full_name, name_folded) VALUES "
-    "('TN0001', 'Nguyễn Văn An', 'nguyen van an'), ('TN0002', 'Trần Thị Bình', 'tran thi binh');"
-    "INSERT INTO campaigns (id, name, starts_on, ends_on) VALUES "
-    "('tn-2023', 'Cuối tuần', '2023-07-29', '2023-08-27');"
-    "INSERT INTO waves (campaign_id, day, capacity) VALUES ('tn-2023', '2023-07-29', 30);"
-    "INSERT INTO assignments (volunteer_code, day, campaign_id, unit_code) VALUES "
-    "('TN0001', '2023-07-29', 'tn-2023', '25966'), ('TN0002', '2023-07-29', 'tn-2023', '25969');";
-
-static int s_roster_start(void)
-{
-    char db_arg[600];
-    snprintf(db_arg, sizeof db_arg, "--db-url=%s", s_roster_db);
-    const char *args[] = {s_roster_listen, db_arg, "--log-level=warn", NULL};
-    return proc_start(&s_roster, "services/roster/px-roster", args);
-}
 
 static long long s_wait(act_fixture_t *f, const char *sql, long long want)
 {
@@ -60,7 +30,7 @@ static long long s_wait(act_fixture_t *f, const char *sql, long long want)
 static void test_real_roster_units(void)
 {
     act_fixture_t f;
-    PX_REQUIRE(act_fixture_start_with(&f, "act_real_units", s_roster.endpoint) == 0);
+    PX_REQUIRE(act_fixture_start(&f, "act_real_units") == 0);
     char msg[200];
     Phuxanh__Activation__V1__ActivationEvent *e = act_event("u1", "074090000901", "25966", 3, 0);
     PX_CHECK_INT_EQ(act_record1(&f, e, NULL, NULL, 0), 0);
@@ -73,13 +43,13 @@ static void test_real_roster_units(void)
     act_event_free(e);
     PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 3), 1);
     /* The background pass reads the whole tree (ListUnits); progress names come from it. */
-    PX_CHECK_INT_EQ(s_wait(&f, "SELECT count(*) FROM units", 7), 7);
+    PX_CHECK_INT_EQ(s_wait(&f, "SELECT count(*) FROM units", 9), 9);
     px_status_t st;
     Phuxanh__Activation__V1__GetProgressResponse *p = act_progress(&f, "tn-2023", "725", &st);
     PX_REQUIRE(p && p->unit);
     PX_CHECK_STR_EQ(p->unit->unit_name, "Thuận An");
     PX_CHECK_INT_EQ(p->unit->activated, 1);
-    PX_CHECK_INT_EQ(p->n_children, 2);
+    PX_CHECK_INT_EQ(p->n_children, 3); /* 25966, 25969, 25975 */
     protobuf_c_message_free_unpacked(&p->base, NULL);
     PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
 }
@@ -87,7 +57,7 @@ static void test_real_roster_units(void)
 static void test_real_roster_units_duty_and_outage(void)
 {
     act_fixture_t f;
-    PX_REQUIRE(act_fixture_start_with(&f, "act_real", s_roster.endpoint) == 0);
+    PX_REQUIRE(act_fixture_start(&f, "act_real") == 0);
     const char *vols[] = {"TN0001", "TN0002"};
     Phuxanh__Activation__V1__ActivationEvent *ev[2];
     for (int i = 0; i < 2; i++) {
@@ -110,7 +80,7 @@ static void test_real_roster_units_duty_and_outage(void)
     PX_CHECK_INT_EQ(act_total(&f, "tn-2023", "74", 1), 1);
 
     /* The roster killed: events for a known unit are taken, unverified. */
-    testd_stop(&s_roster, SIGKILL);
+    act_roster_stop(&f.roster);
     Phuxanh__Activation__V1__ActivationEvent *e = act_event("a2", "074090001000", "25966", 2, 0);
     free(e->volunteer_code);
     e->volunteer_code = strdup("TN0001");
@@ -120,7 +90,7 @@ static void test_real_roster_units_duty_and_outage(void)
                                     "AND NOT volunteer_verified AND duty_verdict = 0"),
                     1);
     /* Started again on the same endpoint: verified in the background. */
-    PX_REQUIRE(s_roster_start() == 0);
+    PX_REQUIRE(act_roster_start(&f.roster) == 0);
     long long got = -1;
     for (int i = 0; i < 150 && got != 1; i++) {
         got = act_sql_int(&f, "SELECT count(*) FROM events WHERE idempotency_key = 'a2' AND "
@@ -138,7 +108,7 @@ static void test_real_roster_units_duty_and_outage(void)
 static void test_real_roster_campaigns(void)
 {
     act_fixture_t f;
-    PX_REQUIRE(act_fixture_start_with(&f, "act_real_camp", s_roster.endpoint) == 0);
+    PX_REQUIRE(act_fixture_start(&f, "act_real_camp") == 0);
     char msg[200] = "";
     Phuxanh__Activation__V1__ActivationEvent *e = act_event("c1", "074090000951", "25966", 1, 0);
     free(e->campaign_id);
@@ -172,22 +142,5 @@ static const px_test_case_t s_cases[] = {
 
 int main(int argc, char **argv)
 {
-    s_roster_db = px_test_db_new("act_roster_db");
-    int port = px_test_free_port();
-    snprintf(s_roster_listen, sizeof s_roster_listen, "--listen=tcp://127.0.0.1:%d", port);
-    if (!s_roster_db || port < 0 || s_roster_start() != 0) {
-        fprintf(stderr, "px-roster did not start\n");
-        return 1;
-    }
-    PGconn *c = PQconnectdb(s_roster_db);
-    PGresult *res = PQexec(c, s_roster_sql);
-    int loaded = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!loaded) {
-        fprintf(stderr, "loading the roster: %s", PQerrorMessage(c));
-    }
-    PQclear(res);
-    PQfinish(c);
-    int rc = loaded ? px_test_main(argc, argv, s_cases) : 1;
-    testd_stop(&s_roster, SIGTERM);
-    return rc;
+    return px_test_main(argc, argv, s_cases);
 }
