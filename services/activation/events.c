@@ -77,68 +77,69 @@ static const px_db_stmt_t s_citizens_get = {
     "ORDER BY c.campaign_id, c.citizen_key FOR UPDATE OF c",
 };
 
-static const px_db_stmt_t s_events_insert = {
-    "act_ev_events_insert",
-    "INSERT INTO events (idempotency_key, campaign_id, citizen_key, unit_code, "
+/* The whole write phase in one statement (one round trip): the events as received, the
+ * citizens' new state, the counter deltas into this worker's shard (rows in key order, so
+ * that two writers of one shard never wait on each other in a cycle) and the follow-ups
+ * opened. The parts touch different tables and none reads another's rows, so running them
+ * as data-modifying CTEs of one statement - all to completion, on one snapshot - is the same
+ * as running them one after another. An empty array writes nothing.
+ * $1 recorded_by, $2 request_id, $3 shard; $4..$19 events, $20..$33 citizens, $34..$37
+ * totals, $38..$44 daily, $45..$52 follow-ups (S_W_* below). */
+static const px_db_stmt_t s_write_all = {
+    "act_ev_write",
+    "WITH ev AS (INSERT INTO events (idempotency_key, campaign_id, citizen_key, unit_code, "
     "neighborhood_code, volunteer_code, stage, channel, venue, occurred_at, note, recorded_by, "
     "request_id, cycle, volunteer_verified, duty_verdict, message, duplicate) "
     "SELECT k, c, decode(h, 'hex'), u, nb, v, s, ch, ve, "
     "timestamptz 'epoch' + t * interval '1 microsecond', no, $1, $2, cy, vv, dv, m, d "
-    "FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
-    "$9::smallint[], $10::smallint[], $11::smallint[], $12::bigint[], $13::text[], "
-    "$14::int[], $15::bool[], $16::smallint[], $17::text[], $18::bool[]) "
-    "AS x(k, c, h, u, nb, v, s, ch, ve, t, no, cy, vv, dv, m, d)",
-};
-
-static const px_db_stmt_t s_citizens_put = {
-    "act_ev_citizens_put",
-    "INSERT INTO citizens (campaign_id, citizen_key, last3, unit_code, neighborhood_code, cycle, "
-    "stage, collected_at, approved_at, activated_at, rejected_at, volunteer_code, channel, "
-    "follow_up_kinds) "
+    "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "
+    "$10::smallint[], $11::smallint[], $12::smallint[], $13::bigint[], $14::text[], "
+    "$15::int[], $16::bool[], $17::smallint[], $18::text[], $19::bool[]) "
+    "AS x(k, c, h, u, nb, v, s, ch, ve, t, no, cy, vv, dv, m, d)), "
+    "cit AS (INSERT INTO citizens (campaign_id, citizen_key, last3, unit_code, "
+    "neighborhood_code, cycle, stage, collected_at, approved_at, activated_at, rejected_at, "
+    "volunteer_code, channel, follow_up_kinds) "
     "SELECT c, decode(h, 'hex'), l3, u, nb, cy, st, "
     "timestamptz 'epoch' + a1 * interval '1 microsecond', "
     "timestamptz 'epoch' + a2 * interval '1 microsecond', "
     "timestamptz 'epoch' + a3 * interval '1 microsecond', "
     "timestamptz 'epoch' + a4 * interval '1 microsecond', v, ch, fk "
-    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
-    "$7::smallint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], "
-    "$13::smallint[], $14::smallint[]) "
+    "FROM unnest($20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::int[], "
+    "$26::smallint[], $27::bigint[], $28::bigint[], $29::bigint[], $30::bigint[], $31::text[], "
+    "$32::smallint[], $33::smallint[]) "
     "AS x(c, h, l3, u, nb, cy, st, a1, a2, a3, a4, v, ch, fk) ORDER BY c, h "
     "ON CONFLICT (campaign_id, citizen_key) DO UPDATE SET cycle = EXCLUDED.cycle, "
     "stage = EXCLUDED.stage, collected_at = EXCLUDED.collected_at, "
     "approved_at = EXCLUDED.approved_at, activated_at = EXCLUDED.activated_at, "
     "rejected_at = EXCLUDED.rejected_at, volunteer_code = EXCLUDED.volunteer_code, "
-    "channel = EXCLUDED.channel, follow_up_kinds = EXCLUDED.follow_up_kinds, updated_at = now()",
-};
-
-static const px_db_stmt_t s_totals_add = {
-    "act_ev_totals_add",
-    "INSERT INTO totals_shards (campaign_id, unit_code, stage, shard, count) "
-    "SELECT c, u, s, $5::smallint, d FROM unnest($1::text[], $2::text[], $3::smallint[], "
-    "$4::int[]) AS x(c, u, s, d) ORDER BY c, u, s "
+    "channel = EXCLUDED.channel, follow_up_kinds = EXCLUDED.follow_up_kinds, "
+    "updated_at = now()), "
+    "tot AS (INSERT INTO totals_shards (campaign_id, unit_code, stage, shard, count) "
+    "SELECT c, u, s, $3::smallint, d FROM unnest($34::text[], $35::text[], $36::smallint[], "
+    "$37::int[]) AS x(c, u, s, d) ORDER BY c, u, s "
     "ON CONFLICT (campaign_id, unit_code, stage, shard) DO UPDATE SET count = "
-    "totals_shards.count + EXCLUDED.count",
-};
-
-static const px_db_stmt_t s_daily_add = {
-    "act_ev_daily_add",
-    "INSERT INTO daily_shards (campaign_id, unit_code, day, stage, channel, volunteer_code, "
-    "shard, count) "
-    "SELECT c, u, dy, s, ch, v, $8::smallint, d FROM unnest($1::text[], $2::text[], $3::date[], "
-    "$4::smallint[], $5::smallint[], $6::text[], $7::int[]) AS x(c, u, dy, s, ch, v, d) "
-    "ORDER BY c, u, dy, s, ch, v "
+    "totals_shards.count + EXCLUDED.count), "
+    "dly AS (INSERT INTO daily_shards (campaign_id, unit_code, day, stage, channel, "
+    "volunteer_code, shard, count) "
+    "SELECT c, u, dy, s, ch, v, $3::smallint, d FROM unnest($38::text[], $39::text[], "
+    "$40::date[], $41::smallint[], $42::smallint[], $43::text[], $44::int[]) "
+    "AS x(c, u, dy, s, ch, v, d) ORDER BY c, u, dy, s, ch, v "
     "ON CONFLICT (campaign_id, unit_code, day, stage, channel, volunteer_code, shard) "
-    "DO UPDATE SET count = daily_shards.count + EXCLUDED.count",
+    "DO UPDATE SET count = daily_shards.count + EXCLUDED.count), "
+    "fu AS (INSERT INTO follow_ups (campaign_id, citizen_key, kind, unit_code, "
+    "neighborhood_code, volunteer_code, note, last3) "
+    "SELECT c, decode(h, 'hex'), k, u, nb, v, no, l3 FROM unnest($45::text[], $46::text[], "
+    "$47::smallint[], $48::text[], $49::text[], $50::text[], $51::text[], $52::text[]) "
+    "AS x(c, h, k, u, nb, v, no, l3)) "
+    "SELECT 1",
 };
 
-static const px_db_stmt_t s_follow_ups_add = {
-    "act_ev_follow_ups_add",
-    "INSERT INTO follow_ups (campaign_id, citizen_key, kind, unit_code, neighborhood_code, "
-    "volunteer_code, note, last3) "
-    "SELECT c, decode(h, 'hex'), k, u, nb, v, no, l3 FROM unnest($1::text[], $2::text[], "
-    "$3::smallint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) "
-    "AS x(c, h, k, u, nb, v, no, l3)",
-};
+/* Where each part's arrays start in s_batch_t.w (the statement's $4 is w[0]). */
+#define S_W_EV 0   /* 16 arrays */
+#define S_W_CIT 16 /* 14 */
+#define S_W_TOT 30 /* 4 */
+#define S_W_DAY 34 /* 7 */
+#define S_W_N 41   /* then the 8 follow-up arrays, s_batch_t.fu */
 
 /* ---------------------------------------------------------------- working state */
 
@@ -255,7 +256,8 @@ typedef struct {
     s_cit_t *cits;
     size_t ncits;
     s_deltas_t totals, daily;
-    act_arr_t fu[8]; /* follow-up columns */
+    act_arr_t fu[8];    /* follow-up columns */
+    act_arr_t w[S_W_N]; /* the other columns of the write statement (S_W_*) */
     size_t nfu;
 } s_batch_t;
 
@@ -880,13 +882,10 @@ static void s_decide(s_batch_t *b, s_item_t *it)
 
 /* ---------------------------------------------------------------- step 5: write */
 
-static px_code_t s_write_events(s_batch_t *b, px_status_t *st)
+/* The events stored, in request order. */
+static void s_fill_events(s_batch_t *b)
 {
-    act_arr_t a[16];
-    for (int k = 0; k < 16; k++) {
-        act_arr_init(&a[k]);
-    }
-    size_t n = 0;
+    act_arr_t *a = &b->w[S_W_EV];
     for (size_t i = 0; i < b->n; i++) {
         const s_item_t *it = &b->items[i];
         if (!it->stored) {
@@ -909,32 +908,13 @@ static px_code_t s_write_events(s_batch_t *b, px_status_t *st)
         act_arr_addf(&a[13], "%d", it->verdict);
         act_arr_add(&a[14], it->msg);
         act_arr_add(&a[15], it->dup ? "t" : "f");
-        n++;
     }
-    px_code_t code = PX_OK;
-    if (n > 0) {
-        const char *params[18] = {px_rpc_ctx_caller(b->ctx), px_rpc_ctx_request_id(b->ctx)};
-        bool oom = false;
-        for (int k = 0; k < 16; k++) {
-            params[2 + k] = act_arr_end(&a[k]);
-            oom = oom || !params[2 + k];
-        }
-        code = oom ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_events_insert, 18, params, NULL, st);
-    }
-    for (int k = 0; k < 16; k++) {
-        act_arr_free(&a[k]);
-    }
-    return code;
 }
 
-static px_code_t s_write_citizens(s_batch_t *b, px_status_t *st)
+/* The citizens the batch changed, with their new state. */
+static void s_fill_citizens(s_batch_t *b)
 {
-    act_arr_t a[14];
-    for (int k = 0; k < 14; k++) {
-        act_arr_init(&a[k]);
-    }
-    size_t n = 0;
+    act_arr_t *a = &b->w[S_W_CIT];
     for (size_t i = 0; i < b->ncits; i++) {
         const s_cit_t *c = &b->cits[i];
         if (!c->touched) {
@@ -957,97 +937,62 @@ static px_code_t s_write_citizens(s_batch_t *b, px_status_t *st)
         act_arr_add(&a[11], c->volunteer);
         act_arr_addf(&a[12], "%d", c->channel);
         act_arr_addf(&a[13], "%d", c->fu_kinds);
-        n++;
     }
-    px_code_t code = PX_OK;
-    if (n > 0) {
-        const char *params[14];
-        bool oom = false;
-        for (int k = 0; k < 14; k++) {
-            params[k] = act_arr_end(&a[k]);
-            oom = oom || !params[k];
-        }
-        code = oom ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_citizens_put, 14, params, NULL, st);
-    }
-    for (int k = 0; k < 14; k++) {
-        act_arr_free(&a[k]);
-    }
-    return code;
 }
 
-static px_code_t s_write_counts(s_batch_t *b, px_status_t *st)
+/* The counter deltas, folded to one per row. */
+static void s_fill_counts(s_batch_t *b)
 {
-    px_code_t code = PX_OK;
+    s_fold(&b->totals);
+    s_fold(&b->daily);
+    act_arr_t *t = &b->w[S_W_TOT], *d = &b->w[S_W_DAY];
+    for (size_t i = 0; i < b->totals.n; i++) {
+        const s_delta_t *x = &b->totals.v[i];
+        act_arr_add(&t[0], x->campaign);
+        act_arr_add(&t[1], x->unit);
+        act_arr_addf(&t[2], "%d", x->stage);
+        act_arr_addf(&t[3], "%d", x->delta);
+    }
+    for (size_t i = 0; i < b->daily.n; i++) {
+        const s_delta_t *x = &b->daily.v[i];
+        char day[11];
+        px_day_format(x->day, day);
+        act_arr_add(&d[0], x->campaign);
+        act_arr_add(&d[1], x->unit);
+        act_arr_add(&d[2], day);
+        act_arr_addf(&d[3], "%d", x->stage);
+        act_arr_addf(&d[4], "%d", x->channel);
+        act_arr_add(&d[5], x->volunteer);
+        act_arr_addf(&d[6], "%d", x->delta);
+    }
+}
+
+/* Everything the batch writes, in one statement (s_write_all). */
+static px_code_t s_write(s_batch_t *b, px_status_t *st)
+{
     if (b->totals.oom || b->daily.oom) {
         return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
     }
-    s_fold(&b->totals);
-    s_fold(&b->daily);
+    s_fill_events(b);
+    s_fill_citizens(b);
+    s_fill_counts(b);
     char shard[16];
     snprintf(shard, sizeof shard, "%d", act_shard(b->ctx));
-    if (b->totals.n > 0) {
-        act_arr_t a[4];
-        for (int k = 0; k < 4; k++) {
-            act_arr_init(&a[k]);
-        }
-        for (size_t i = 0; i < b->totals.n; i++) {
-            const s_delta_t *d = &b->totals.v[i];
-            act_arr_add(&a[0], d->campaign);
-            act_arr_add(&a[1], d->unit);
-            act_arr_addf(&a[2], "%d", d->stage);
-            act_arr_addf(&a[3], "%d", d->delta);
-        }
-        const char *p[5] = {act_arr_end(&a[0]), act_arr_end(&a[1]), act_arr_end(&a[2]),
-                            act_arr_end(&a[3]), shard};
-        code = (!p[0] || !p[1] || !p[2] || !p[3])
-                   ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_totals_add, 5, p, NULL, st);
-        for (int k = 0; k < 4; k++) {
-            act_arr_free(&a[k]);
-        }
+    const char *p[3 + S_W_N + 8] = {px_rpc_ctx_caller(b->ctx), px_rpc_ctx_request_id(b->ctx),
+                                    shard};
+    bool oom = false;
+    for (int k = 0; k < S_W_N; k++) {
+        p[3 + k] = act_arr_end(&b->w[k]);
+        oom = oom || !p[3 + k];
     }
-    if (code == PX_OK && b->daily.n > 0) {
-        act_arr_t a[7];
-        for (int k = 0; k < 7; k++) {
-            act_arr_init(&a[k]);
-        }
-        for (size_t i = 0; i < b->daily.n; i++) {
-            const s_delta_t *d = &b->daily.v[i];
-            char day[11];
-            px_day_format(d->day, day);
-            act_arr_add(&a[0], d->campaign);
-            act_arr_add(&a[1], d->unit);
-            act_arr_add(&a[2], day);
-            act_arr_addf(&a[3], "%d", d->stage);
-            act_arr_addf(&a[4], "%d", d->channel);
-            act_arr_add(&a[5], d->volunteer);
-            act_arr_addf(&a[6], "%d", d->delta);
-        }
-        const char *p[8];
-        bool oom = false;
-        for (int k = 0; k < 7; k++) {
-            p[k] = act_arr_end(&a[k]);
-            oom = oom || !p[k];
-        }
-        p[7] = shard;
-        code = oom ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_daily_add, 8, p, NULL, st);
-        for (int k = 0; k < 7; k++) {
-            act_arr_free(&a[k]);
-        }
+    for (int k = 0; k < 8; k++) {
+        p[3 + S_W_N + k] = act_arr_end(&b->fu[k]);
+        oom = oom || !p[3 + S_W_N + k];
     }
-    if (code == PX_OK && b->nfu > 0) {
-        const char *p[8];
-        bool oom = false;
-        for (int k = 0; k < 8; k++) {
-            p[k] = act_arr_end(&b->fu[k]);
-            oom = oom || !p[k];
-        }
-        code = oom ? px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory")
-                   : px_db_execp(px_rpc_ctx_db(b->ctx), &s_follow_ups_add, 8, p, NULL, st);
+    if (oom) {
+        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
     }
-    return code;
+    return px_db_execp(px_rpc_ctx_db(b->ctx), &s_write_all, 3 + S_W_N + 8, p, NULL, st);
 }
 
 /* ---------------------------------------------------------------- the handler */
@@ -1084,8 +1029,7 @@ static px_code_t s_transaction(s_batch_t *b, px_status_t *st)
             s_decide(b, it);
         }
     }
-    if (s_write_events(b, st) != PX_OK || s_write_citizens(b, st) != PX_OK ||
-        s_write_counts(b, st) != PX_OK) {
+    if (s_write(b, st) != PX_OK) {
         goto fail;
     }
     int rec = 0, dup = 0, ref = 0;
@@ -1150,6 +1094,9 @@ static px_code_t s_record_events(px_rpc_ctx_t *ctx, const ProtobufCMessage *requ
     s_batch_t b = {.ctx = ctx, .act = px_rpc_ctx_state(ctx), .n = req->n_events};
     for (int k = 0; k < 8; k++) {
         act_arr_init(&b.fu[k]);
+    }
+    for (int k = 0; k < S_W_N; k++) {
+        act_arr_init(&b.w[k]);
     }
     px_code_t code = PX_OK;
     px_status_t st;
@@ -1222,6 +1169,9 @@ done:
     free(b.daily.v);
     for (int k = 0; k < 8; k++) {
         act_arr_free(&b.fu[k]);
+    }
+    for (int k = 0; k < S_W_N; k++) {
+        act_arr_free(&b.w[k]);
     }
     return code;
 }
