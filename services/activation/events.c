@@ -258,7 +258,6 @@ typedef struct {
     s_deltas_t totals, daily;
     act_arr_t fu[8];    /* follow-up columns */
     act_arr_t w[S_W_N]; /* the other columns of the write statement (S_W_*) */
-    size_t nfu;
 } s_batch_t;
 
 /* ---------------------------------------------------------------- step 1: validate */
@@ -822,7 +821,6 @@ static void s_follow_up(s_batch_t *b, s_cit_t *c, const s_item_t *it)
     act_arr_add(&b->fu[5], act_echo(it->ev->volunteer_code));
     act_arr_add(&b->fu[6], it->ev->note);
     act_arr_add(&b->fu[7], c->last3);
-    b->nfu++;
     s_count(b, c, it, ACT_TOTAL_FOLLOW_UPS);
 }
 
