@@ -133,7 +133,80 @@ static void test_real_roster_campaigns(void)
     PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
 }
 
+/* One event of tn-2023 on the test day with a volunteer; returns its result code, its
+ * message in msg and whether its duty was verified in *verified. */
+static int s_duty_event(act_fixture_t *f, const char *key, const char *id, const char *campaign,
+                        const char *ward, const char *nbh, const char *volunteer, bool *verified,
+                        char *msg, size_t cap)
+{
+    Phuxanh__Activation__V1__ActivationEvent *e = act_event(key, id, ward, 1, 0);
+    free(e->campaign_id);
+    free(e->neighborhood_code);
+    free(e->volunteer_code);
+    e->campaign_id = strdup(campaign);
+    e->neighborhood_code = strdup(nbh);
+    e->volunteer_code = strdup(volunteer);
+    px_status_t st;
+    Phuxanh__Activation__V1__RecordEventsResponse *r = act_record(f, &e, 1, &st);
+    int code = -1;
+    if (r && r->n_results == 1) {
+        code = r->results[0]->code;
+        *verified = r->results[0]->volunteer_verified;
+        snprintf(msg, cap, "%s", r->results[0]->message);
+    }
+    if (r) {
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    act_event_free(e);
+    return code;
+}
+
+/* The duty rule as the real roster decides it: a neighborhood of the assigned ward is on
+ * duty; the assignment belongs to its campaign; a volunteer the roster marked as a no-show
+ * (through its own MarkNoShow) was not on duty. */
+static void test_real_roster_duty_rules(void)
+{
+    act_fixture_t f;
+    PX_REQUIRE(act_fixture_start(&f, "act_real_rules") == 0);
+    bool verified = false;
+    char msg[200] = "";
+    PX_CHECK_INT_EQ(s_duty_event(&f, "r1", "074090000961", "tn-2023", "25966", "25966-01", "TN0001",
+                                 &verified, msg, sizeof msg),
+                    0);
+    PX_CHECK(verified);
+    PX_CHECK_INT_EQ(s_duty_event(&f, "r2", "074090000962", "tn-now", "25966", "", "TN0001",
+                                 &verified, msg, sizeof msg),
+                    9);
+    PX_CHECK(strstr(msg, "not assigned that day") != NULL);
+    px_status_t st;
+    px_rpc_client_opts_t o = {.caller = "activation-test"};
+    px_rpc_client_t *roster = px_rpc_client_new(f.roster.endpoint, &o, &st);
+    PX_REQUIRE(roster);
+    Phuxanh__Roster__V1__MarkNoShowRequest ns = PHUXANH__ROSTER__V1__MARK_NO_SHOW_REQUEST__INIT;
+    ns.campaign_id = "tn-2023";
+    ns.day = "2023-07-29";
+    ns.volunteer_code = "TN0002";
+    ProtobufCMessage *reply = NULL;
+    px_rpc_call_opts_t co = {.timeout_ms = 10000};
+    PX_CHECK_INT_EQ(px_rpc_client_call(
+                        roster, "/phuxanh.roster.v1.RosterService/MarkNoShow", &ns.base,
+                        &phuxanh__roster__v1__mark_no_show_response__descriptor, &reply, &co, &st),
+                    PX_OK);
+    if (reply) {
+        protobuf_c_message_free_unpacked(reply, NULL);
+    }
+    px_rpc_client_destroy(&roster);
+    PX_CHECK_INT_EQ(s_duty_event(&f, "r3", "074090000963", "tn-2023", "25969", "", "TN0002",
+                                 &verified, msg, sizeof msg),
+                    9);
+    PX_CHECK(strstr(msg, "no-show") != NULL);
+    PX_CHECK(!verified);
+    PX_CHECK_INT_EQ(act_sql_int(&f, "SELECT count(*) FROM events"), 1);
+    PX_CHECK_INT_EQ(act_fixture_stop(&f), 0);
+}
+
 static const px_test_case_t s_cases[] = {
+    {"real_roster_duty_rules", test_real_roster_duty_rules},
     {"real_roster_units", test_real_roster_units},
     {"real_roster_campaigns", test_real_roster_campaigns},
     {"real_roster_units_duty_and_outage", test_real_roster_units_duty_and_outage},
