@@ -33,8 +33,9 @@
 #define ACT_NOTE_MAX 500
 /* Clock skew allowed on occurred_at ("not in the future, a few minutes of skew"). */
 #define ACT_FUTURE_SKEW_US (5LL * 60 * 1000000)
-/* The longest the roster is waited for inside a call: past that the event is taken
- * unverified (duty) or refused UNAVAILABLE (an unknown unit). */
+/* The longest the roster is waited for inside a call, all its roster calls together, from
+ * the handler's start: past that the event is taken unverified (duty) or refused UNAVAILABLE
+ * (an unknown unit or campaign). */
 #define ACT_ROSTER_BUDGET_MS 2000
 /* The pseudo-stage under which totals keeps the open follow-ups of a unit. */
 #define ACT_TOTAL_FOLLOW_UPS 101
@@ -73,7 +74,7 @@ px_code_t act_units_load(act_units_t *self, px_db_t *db, px_status_t *st);
 /* Copies the unit into *out; false when unknown to the cache. Thread-safe. */
 bool act_units_get(act_units_t *self, const char *code, act_unit_t *out);
 /* Makes sure every code (and its ancestors) is in the cache: asks the roster's GetUnits for
- * those it does not know (one call, budget min(remaining, ACT_ROSTER_BUDGET_MS)), stores what
+ * those it does not know (one call, deadline act_roster_deadline), stores what
  * comes back in the cache and the local units table. OK when the roster answered (codes it
  * does not know stay unknown); UNAVAILABLE when there was something to ask and the roster
  * could not answer. */
@@ -102,7 +103,7 @@ px_code_t act_campaigns_load(act_campaigns_t *self, px_db_t *db, px_status_t *st
 /* Is the campaign known to the cache? Thread-safe. */
 bool act_campaigns_known(act_campaigns_t *self, const char *id);
 /* Makes sure the campaign is in the cache when the roster has it: asks GetCampaign when the
- * cache does not know it (budget min(remaining, ACT_ROSTER_BUDGET_MS)). OK when known or when
+ * cache does not know it (deadline act_roster_deadline). OK when known or when
  * the roster answered (NOT_FOUND leaves it unknown); UNAVAILABLE when it could not answer. */
 px_code_t act_campaigns_ensure(act_campaigns_t *self, px_rpc_ctx_t *ctx, const char *id,
                                px_status_t *st);

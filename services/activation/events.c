@@ -5,9 +5,10 @@
  * the same for 1 event as for 1,000:
  *
  *  1. validate each event alone (fields, consent, the ID number, the note);
- *  2. ask the roster, once each, for units the cache does not know (GetUnits)
- *     and whether the named volunteers were on duty (CheckDuty) - before the
- *     transaction, so no lock is held while waiting on the network;
+ *  2. ask the roster, once each, for a campaign or units the caches do not
+ *     know (GetCampaign, GetUnits) and whether the named volunteers were on
+ *     duty (CheckDuty) - before the transaction, so no lock is held while
+ *     waiting on the network, and within one 2 s budget for all three;
  *  3. in one transaction: take advisory locks on every citizen and every
  *     idempotency key of the batch in one sorted statement (so two batches
  *     touching the same citizen - even one not yet stored - serialize, and
@@ -16,8 +17,9 @@
  *  4. run the state machine in C, event by event in request order, folding
  *     every change into one delta per counter row (totals at every level of
  *     the tree, daily rows);
- *  5. write with one statement per table (unnest of arrays, rows in key
- *     order), then COMMIT - and only then answer.
+ *  5. write everything in one statement (s_write_all: unnest of arrays, one
+ *     data-modifying CTE per table, counter rows in key order in the worker's
+ *     shard), then COMMIT - and only then answer.
  *
  * Counting rules (API.md): counts are of distinct citizens per campaign. The
  * citizen row remembers, for each stage, when it was first reached - ever; a
