@@ -36,6 +36,43 @@ px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
     return px_rpc_fail_status(ctx, st);
 }
 
+px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
+                               const char *const *params, size_t n, bool validate_only,
+                               Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+{
+    px_db_t *db = px_rpc_ctx_db(ctx);
+    px_status_t st;
+    PGresult *res = NULL;
+    if (px_db_execp(db, stmt, nparams, params, &res, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    rep->inserted = atoi(PQgetvalue(res, 0, 0));
+    rep->updated = atoi(PQgetvalue(res, 0, 1));
+    rep->unchanged = (int32_t)n - rep->inserted - rep->updated;
+    PQclear(res);
+    if (validate_only) {
+        px_db_rollback(db);
+        return PX_OK;
+    }
+    /* Only a batch that changed something is a write worth an audit row. */
+    if (rep->inserted + rep->updated > 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "{\"rows\":%zu,\"inserted\":%d,\"updated\":%d,\"unchanged\":%d}", n, rep->inserted,
+                 rep->updated, rep->unchanged);
+        px_code_t code = roster_audit(ctx, detail);
+        if (code != PX_OK) {
+            return code;
+        }
+    }
+    /* Deferred constraints (the units' parent key) are checked here. */
+    if (px_db_commit(db, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    rep->committed = true;
+    return PX_OK;
+}
+
 px_code_t roster_page_size(px_rpc_ctx_t *ctx, int32_t asked, int32_t def, int32_t max, int *out)
 {
     if (asked < 0) {

@@ -52,6 +52,13 @@ px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
 px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
 
+/* The end every batch upsert shares, inside the caller's open transaction: runs stmt (one row:
+ * inserted, updated) for n rows and fills rep's counts; then rolls back when validate_only, or
+ * audits (only a batch that changed something) and commits, setting rep->committed. */
+px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
+                               const char *const *params, size_t n, bool validate_only,
+                               Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+
 /* page_size: 0 -> def, above max -> max, negative -> INVALID_ARGUMENT. */
 px_code_t roster_page_size(px_rpc_ctx_t *ctx, int32_t asked, int32_t def, int32_t max, int *out);
 /* Keyset paging: a token carries the last key of the previous page (several parts joined

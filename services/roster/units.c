@@ -26,8 +26,6 @@
 /* ListUnits page sizes (roster.proto). */
 #define UNITS_PAGE_DEFAULT 1000
 #define UNITS_PAGE_MAX 10000
-/* Room for one audit detail object: four counts. */
-#define UNITS_AUDIT_MAX 160
 
 /* ------------------------------------------------------------------- SQL */
 
@@ -321,33 +319,7 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     if (!params[0] || !params[1] || !params[2] || !params[3]) {
         return s_oom(ctx);
     }
-    PGresult *res = NULL;
-    if (px_db_execp(db, &s_upsert, 4, params, &res, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    rep->inserted = atoi(PQgetvalue(res, 0, 0));
-    rep->updated = atoi(PQgetvalue(res, 0, 1));
-    rep->unchanged = (int32_t)n - rep->inserted - rep->updated;
-    PQclear(res);
-    if (req->validate_only) {
-        px_db_rollback(db);
-        return PX_OK;
-    }
-    /* Only a batch that changed something is a write worth an audit row. */
-    bool changed = rep->inserted + rep->updated > 0;
-    char detail[UNITS_AUDIT_MAX];
-    snprintf(detail, sizeof detail,
-             "{\"rows\":%zu,\"inserted\":%d,\"updated\":%d,\"unchanged\":%d}", n, rep->inserted,
-             rep->updated, rep->unchanged);
-    if (changed && (code = roster_audit(ctx, detail)) != PX_OK) {
-        return code;
-    }
-    /* The parent FK is checked here (deferred): the C check above should leave nothing. */
-    if (px_db_commit(db, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    rep->committed = true;
-    return PX_OK;
+    return roster_upsert_finish(ctx, &s_upsert, 4, params, n, req->validate_only, rep);
 }
 
 /* ------------------------------------------------------------------- ListUnits */

@@ -28,8 +28,6 @@
 /* ListVolunteers page sizes (roster.proto). */
 #define VOL_PAGE_DEFAULT 100
 #define VOL_PAGE_MAX 1000
-/* Room for one audit detail object: four counts. */
-#define VOL_AUDIT_MAX 160
 
 /* ------------------------------------------------------------------- SQL */
 
@@ -206,36 +204,11 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
             return s_oom(ctx);
         }
     }
-    px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
-    PGresult *res = NULL;
-    if (px_db_begin(db, &st) != PX_OK ||
-        px_db_execp(db, &s_upsert, COLS, params, &res, &st) != PX_OK) {
+    if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }
-    rep->inserted = atoi(PQgetvalue(res, 0, 0));
-    rep->updated = atoi(PQgetvalue(res, 0, 1));
-    rep->unchanged = (int32_t)n - rep->inserted - rep->updated;
-    PQclear(res);
-    if (req->validate_only) {
-        px_db_rollback(db);
-        return PX_OK;
-    }
-    /* Only a batch that changed something is a write worth an audit row. */
-    bool changed = rep->inserted + rep->updated > 0;
-    char detail[VOL_AUDIT_MAX];
-    snprintf(detail, sizeof detail,
-             "{\"rows\":%zu,\"inserted\":%d,\"updated\":%d,\"unchanged\":%d}", n, rep->inserted,
-             rep->updated, rep->unchanged);
-    px_code_t code = changed ? roster_audit(ctx, detail) : PX_OK;
-    if (code != PX_OK) {
-        return code;
-    }
-    if (px_db_commit(db, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    rep->committed = true;
-    return PX_OK;
+    return roster_upsert_finish(ctx, &s_upsert, COLS, params, n, req->validate_only, rep);
 }
 
 /* ------------------------------------------------------------------- GetVolunteer */
