@@ -89,7 +89,10 @@ void px_rpc_server_destroy(px_rpc_server_t **self_p);
 
 /* Serves service with the handlers given; methods without one answer UNIMPLEMENTED. `state`
  * is handed to handlers through px_rpc_ctx_state and must be safe to share between workers.
- * INVALID_ARGUMENT when a handler names no method of the descriptor. Call before start. */
+ * Adding the same service again adds more handlers (a service's methods may be spread over
+ * several tables), with the same state. INVALID_ARGUMENT, nothing added, when a handler names
+ * no method of the descriptor, a method already has one, or the state differs. Call before
+ * start. */
 px_code_t px_rpc_server_add(px_rpc_server_t *self, const ProtobufCServiceDescriptor *service,
                             const px_rpc_method_t *methods, size_t nmethods, void *state,
                             px_status_t *st);

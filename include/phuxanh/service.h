@@ -15,12 +15,19 @@
 #include "phuxanh/log.h"
 #include "phuxanh/rpc.h"
 
+/* One table of handlers; a service's handler files export one each. */
+typedef struct {
+    const px_rpc_method_t *methods;
+    size_t count;
+} px_service_methods_t;
+
 typedef struct {
     const char *name;    /* "roster": logs, advisory lock, x-caller of its outgoing calls */
     const char *summary; /* one line for --help */
     const char *default_listen;
     const ProtobufCServiceDescriptor *descriptor;
-    const px_rpc_method_t *methods;
+    /* The handlers, in as many tables as the service has handler files. */
+    const px_service_methods_t *methods;
     size_t nmethods;
     const px_migration_t *migrations;
     size_t nmigrations;

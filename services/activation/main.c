@@ -184,30 +184,20 @@ static px_code_t s_started(void *state, const px_config_t *cfg, px_status_t *st)
 
 int main(int argc, char **argv)
 {
-    const struct {
-        const px_rpc_method_t *methods;
-        size_t count;
-    } groups[] = {
+    const px_service_methods_t methods[] = {
         {act_events_methods, act_events_methods_count},
         {act_progress_methods, act_progress_methods_count},
         {act_counts_methods, act_counts_methods_count},
         {act_followups_methods, act_followups_methods_count},
         {act_citizens_methods, act_citizens_methods_count},
     };
-    px_rpc_method_t methods[32];
-    size_t n = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        for (size_t i = 0; i < groups[g].count && n < 32; i++) {
-            methods[n++] = groups[g].methods[i];
-        }
-    }
     px_service_def_t def = {
         .name = "activation",
         .summary = "phuxanh activation service: application events, counts, progress",
         .default_listen = "tcp://127.0.0.1:7102",
         .descriptor = &phuxanh__activation__v1__activation_service__descriptor,
         .methods = methods,
-        .nmethods = n,
+        .nmethods = sizeof methods / sizeof methods[0],
         .migrations = px_activation_migrations,
         .nmigrations = px_activation_migrations_count,
         .peers = s_peers,

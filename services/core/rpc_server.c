@@ -145,28 +145,53 @@ px_code_t px_rpc_server_add(px_rpc_server_t *self, const ProtobufCServiceDescrip
     if (self->broker_started) {
         return px_status_set(st, PX_FAILED_PRECONDITION, "server already started");
     }
-    if (self->nservices == MAX_SERVICES) {
-        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "too many services (max %d)", MAX_SERVICES);
+    /* A service already added takes more methods: a service's handlers may come from several
+     * files, each with its own table. */
+    service_t *svc = NULL;
+    for (size_t i = 0; i < self->nservices && !svc; i++) {
+        svc = self->services[i].desc == service ? &self->services[i] : NULL;
     }
-    service_t *svc = &self->services[self->nservices];
-    svc->handlers = calloc(service->n_methods ? service->n_methods : 1, sizeof(px_rpc_handler_fn));
-    if (!svc->handlers) {
-        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+    if (svc && svc->state != state) {
+        return px_status_set(st, PX_INVALID_ARGUMENT, "%s added again with another state",
+                             service->name);
+    }
+    bool fresh = svc == NULL;
+    if (fresh) {
+        if (self->nservices == MAX_SERVICES) {
+            return px_status_set(st, PX_RESOURCE_EXHAUSTED, "too many services (max %d)",
+                                 MAX_SERVICES);
+        }
+        svc = &self->services[self->nservices];
+        svc->handlers =
+            calloc(service->n_methods ? service->n_methods : 1, sizeof(px_rpc_handler_fn));
+        if (!svc->handlers) {
+            return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        }
+    }
+    /* Checked whole before any handler is set: a refused table leaves the service as it was. */
+    for (size_t i = 0; i < nmethods; i++) {
+        const ProtobufCMethodDescriptor *m =
+            protobuf_c_service_descriptor_get_method_by_name(service, methods[i].method);
+        if (!m || svc->handlers[m - service->methods]) {
+            if (fresh) {
+                free(svc->handlers);
+                svc->handlers = NULL;
+            }
+            return px_status_set(st, PX_INVALID_ARGUMENT,
+                                 m ? "%s: method %s added twice" : "%s has no method %s",
+                                 service->name, methods[i].method);
+        }
     }
     for (size_t i = 0; i < nmethods; i++) {
         const ProtobufCMethodDescriptor *m =
             protobuf_c_service_descriptor_get_method_by_name(service, methods[i].method);
-        if (!m) {
-            free(svc->handlers);
-            svc->handlers = NULL;
-            return px_status_set(st, PX_INVALID_ARGUMENT, "%s has no method %s", service->name,
-                                 methods[i].method);
-        }
         svc->handlers[m - service->methods] = methods[i].handler;
     }
-    svc->desc = service;
-    svc->state = state;
-    self->nservices++;
+    if (fresh) {
+        svc->desc = service;
+        svc->state = state;
+        self->nservices++;
+    }
     return PX_OK;
 }
 

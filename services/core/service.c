@@ -146,10 +146,16 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         .log = log,
     };
     server = px_rpc_server_new(&so, &st);
-    if (!server || px_rpc_server_add(server, def->descriptor, def->methods, def->nmethods, state,
-                                     &st) != PX_OK) {
+    if (!server) {
         s_fail(log, "SVC-START", &st);
         goto done;
+    }
+    for (size_t i = 0; i < def->nmethods; i++) {
+        if (px_rpc_server_add(server, def->descriptor, def->methods[i].methods,
+                              def->methods[i].count, state, &st) != PX_OK) {
+            s_fail(log, "SVC-START", &st);
+            goto done;
+        }
     }
     for (size_t i = 0; def->peers && def->peers[i]; i++) {
         char name[128];

@@ -51,10 +51,7 @@ static void s_state_destroy(void **state_p)
 
 int main(int argc, char **argv)
 {
-    const struct {
-        const px_rpc_method_t *methods;
-        size_t count;
-    } groups[] = {
+    const px_service_methods_t methods[] = {
         {roster_units_methods, roster_units_methods_count},
         {roster_volunteers_methods, roster_volunteers_methods_count},
         {roster_campaigns_methods, roster_campaigns_methods_count},
@@ -62,20 +59,13 @@ int main(int argc, char **argv)
         {roster_duty_methods, roster_duty_methods_count},
         {roster_planner_methods, roster_planner_methods_count},
     };
-    px_rpc_method_t methods[64];
-    size_t n = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        for (size_t i = 0; i < groups[g].count && n < 64; i++) {
-            methods[n++] = groups[g].methods[i];
-        }
-    }
     px_service_def_t def = {
         .name = "roster",
         .summary = "phuxanh roster service: units, volunteers, waves, assignments, duty checks",
         .default_listen = "tcp://127.0.0.1:7101",
         .descriptor = &phuxanh__roster__v1__roster_service__descriptor,
         .methods = methods,
-        .nmethods = n,
+        .nmethods = sizeof methods / sizeof methods[0],
         .migrations = px_roster_migrations,
         .nmigrations = px_roster_migrations_count,
         .peers = s_peers,

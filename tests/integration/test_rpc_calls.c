@@ -412,7 +412,40 @@ static void test_full_metadata_without_request_id(void)
     px_rpc_client_destroy(&c);
 }
 
+static px_code_t s_never_called(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                ProtobufCMessage *reply)
+{
+    (void)request;
+    (void)reply;
+    return px_rpc_fail(ctx, PX_INTERNAL, "not called");
+}
+
+/* A service's handlers added in several tables (each process-level RPC test also runs px-testd,
+ * which adds two): more tables join, and what would be ambiguous is refused. */
+static void test_server_add_tables(void)
+{
+    px_status_t st;
+    px_rpc_server_opts_t o = {.service_name = "t", .endpoint = "tcp://127.0.0.1:0", .workers = 1};
+    px_rpc_server_t *server = px_rpc_server_new(&o, &st);
+    PX_REQUIRE(server);
+    int state_a = 0, state_b = 0;
+    const px_rpc_method_t echo[] = {{"Echo", s_never_called}};
+    const px_rpc_method_t count[] = {{"Count", s_never_called}};
+    const px_rpc_method_t nope[] = {{"Nope", s_never_called}};
+    const ProtobufCServiceDescriptor *d = &phuxanh__test__v1__echo__descriptor;
+    PX_CHECK_INT_EQ(px_rpc_server_add(server, d, echo, 1, &state_a, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_rpc_server_add(server, d, echo, 1, &state_a, &st), PX_INVALID_ARGUMENT);
+    PX_CHECK(strstr(st.message, "added twice") != NULL);
+    PX_CHECK_INT_EQ(px_rpc_server_add(server, d, count, 1, &state_b, &st), PX_INVALID_ARGUMENT);
+    PX_CHECK(strstr(st.message, "another state") != NULL);
+    PX_CHECK_INT_EQ(px_rpc_server_add(server, d, nope, 1, &state_a, &st), PX_INVALID_ARGUMENT);
+    PX_CHECK(strstr(st.message, "no method Nope") != NULL);
+    PX_CHECK_INT_EQ(px_rpc_server_add(server, d, count, 1, &state_a, &st), PX_OK);
+    px_rpc_server_destroy(&server);
+}
+
 static const px_test_case_t s_cases[] = {
+    {"server_add_tables", test_server_add_tables},
     {"round_trip", test_round_trip},
     {"request_id_generated_and_returned", test_request_id_generated_and_returned},
     {"unknown_method", test_unknown_method},

@@ -113,10 +113,18 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
     return PX_OK;
 }
 
-static const px_rpc_method_t s_methods[] = {
+/* Two tables, as a service with two handler files has: every RPC test then also exercises
+ * px_rpc_server_add joining them into one service. */
+static const px_rpc_method_t s_echo_methods[] = {
     {"Echo", s_echo},
     {"Count", s_count},
+};
+static const px_rpc_method_t s_forward_methods[] = {
     {"Forward", s_forward},
+};
+static const px_service_methods_t s_methods[] = {
+    {s_echo_methods, sizeof s_echo_methods / sizeof s_echo_methods[0]},
+    {s_forward_methods, sizeof s_forward_methods / sizeof s_forward_methods[0]},
 };
 
 static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st)
