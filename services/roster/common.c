@@ -36,6 +36,18 @@ px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
     return px_rpc_fail_status(ctx, st);
 }
 
+px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, bool *done)
+{
+    *done = n == 0;
+    if (n > ROSTER_MAX_BATCH) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "%s: %zu rows, at most %d in one call", field,
+                           n, ROSTER_MAX_BATCH);
+    }
+    rep->committed = n == 0 && !validate_only;
+    return PX_OK;
+}
+
 px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
                                const char *const *params, size_t n, bool validate_only,
                                Phuxanh__Roster__V1__BatchUpsertResponse *rep)

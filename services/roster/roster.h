@@ -52,6 +52,11 @@ px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
 px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
 
+/* The start every batch upsert shares: INVALID_ARGUMENT ("<field>: N rows, at most ...") for a
+ * batch over ROSTER_MAX_BATCH; an empty one is answered at once (nothing to write, so all of it
+ * is committed unless validate_only), *done set. */
+px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, bool *done);
 /* The end every batch upsert shares, inside the caller's open transaction: runs stmt (one row:
  * inserted, updated) for n rows and fills rep's counts; then rolls back when validate_only, or
  * audits (only a batch that changed something) and commits, setting rep->committed. */

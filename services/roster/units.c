@@ -269,13 +269,10 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     Phuxanh__Roster__V1__BatchUpsertResponse *rep =
         (Phuxanh__Roster__V1__BatchUpsertResponse *)reply;
     size_t n = req->n_units;
-    if (n > ROSTER_MAX_BATCH) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "units: %zu rows, at most %d in one call", n,
-                           ROSTER_MAX_BATCH);
-    }
-    if (n == 0) {
-        rep->committed = !req->validate_only; /* nothing to write, trivially all of it */
-        return PX_OK;
+    bool done = false;
+    px_code_t start = roster_upsert_start(ctx, "units", n, req->validate_only, rep, &done);
+    if (start != PX_OK || done) {
+        return start;
     }
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;

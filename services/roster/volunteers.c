@@ -159,13 +159,10 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
     Phuxanh__Roster__V1__BatchUpsertResponse *rep =
         (Phuxanh__Roster__V1__BatchUpsertResponse *)reply;
     size_t n = req->n_volunteers;
-    if (n > ROSTER_MAX_BATCH) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "volunteers: %zu rows, at most %d in one call",
-                           n, ROSTER_MAX_BATCH);
-    }
-    if (n == 0) {
-        rep->committed = !req->validate_only; /* nothing to write, trivially all of it */
-        return PX_OK;
+    bool done = false;
+    px_code_t start = roster_upsert_start(ctx, "volunteers", n, req->validate_only, rep, &done);
+    if (start != PX_OK || done) {
+        return start;
     }
     roster_errors_t e;
     roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);

@@ -465,6 +465,16 @@ static void test_validate_only_audit_and_bounds(void)
     PX_CHECK_INT_EQ(rc, PX_INVALID_ARGUMENT);
     PX_CHECK(strncmp(st.message, "units:", 6) == 0);
     free(many);
+    /* An empty batch: nothing to write, so all of it committed - unless only validated. */
+    b = s_upsert(rows, 0, false, &rc, &st);
+    PX_REQUIRE(b);
+    PX_CHECK(b->committed);
+    PX_CHECK_INT_EQ(b->inserted + b->updated + b->unchanged + (int)b->n_errors, 0);
+    protobuf_c_message_free_unpacked(&b->base, NULL);
+    b = s_upsert(rows, 0, true, &rc, &st);
+    PX_REQUIRE(b);
+    PX_CHECK(!b->committed);
+    protobuf_c_message_free_unpacked(&b->base, NULL);
 }
 
 static const px_test_case_t s_cases[] = {
