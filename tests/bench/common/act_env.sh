@@ -12,6 +12,8 @@
 #                               ACT_ENDPOINT and ACT_PID (waits for READY)
 #   act_env_act_stop            SIGTERM, then SIGKILL after 10 s
 #   act_env_stop                both (for the EXIT trap)
+#   bench_svc_start NAME DB [ARGS], bench_svc_stop PID
+#                               any px-NAME of the build, as act_env_act_start/stop do it
 # Expects $build (the bench build tree) and $logs (a log directory).
 
 PG_BIN=${PX_PG_BINDIR:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
@@ -22,6 +24,8 @@ PG_USER_OS=
 PG_URL_BASE=
 ACT_PID=
 ACT_ENDPOINT=
+SVC_PID=
+SVC_ENDPOINT=
 
 act_env_free_port() {
     local port i
@@ -66,35 +70,38 @@ act_env_sql() { # DB SQL
         -c "$2"
 }
 
-act_env_act_start() { # DB [extra args]
-    local db=$1 port i line
-    shift
+# A service of this build (services/NAME/px-NAME) on database DB and a free port, its output
+# in $logs/NAME.{out,log}; waits for its READY line (so its migrations have run). Sets SVC_PID
+# (also when it did not start, for the caller to stop) and SVC_ENDPOINT.
+bench_svc_start() { # NAME DB [extra args]
+    local name=$1 db=$2 port i line
+    shift 2
     port=$(act_env_free_port)
+    SVC_ENDPOINT=
     # Emptied here, not by the redirection below: that happens in the child, after this shell
     # may already have read an earlier start's READY line.
-    : >"$logs/activation.out"
-    "$build/services/activation/px-activation" --listen "tcp://127.0.0.1:$port" \
-        --db-url "$PG_URL_BASE/$db" --citizen-key "$ACT_SECRET" --log-level warn "$@" \
-        >"$logs/activation.out" 2>>"$logs/activation.log" &
-    ACT_PID=$!
+    : >"$logs/$name.out"
+    "$build/services/$name/px-$name" --listen "tcp://127.0.0.1:$port" \
+        --db-url "$PG_URL_BASE/$db" --log-level warn "$@" \
+        >"$logs/$name.out" 2>>"$logs/$name.log" &
+    SVC_PID=$!
     for ((i = 0; i < 600; i++)); do
-        line=$(grep -m1 '^READY ' "$logs/activation.out" 2>/dev/null || true)
+        line=$(grep -m1 '^READY ' "$logs/$name.out" 2>/dev/null || true)
         if [[ -n $line ]]; then
-            ACT_ENDPOINT=${line#READY }
+            SVC_ENDPOINT=${line#READY }
             return 0
         fi
-        kill -0 "$ACT_PID" 2>/dev/null || break
+        kill -0 "$SVC_PID" 2>/dev/null || break
         sleep 0.1
     done
-    echo "bench: px-activation did not start; $logs/activation.log:" >&2
-    tail -n 20 "$logs/activation.log" >&2
+    echo "bench: px-$name did not start; $logs/$name.log:" >&2
+    tail -n 20 "$logs/$name.log" >&2
     return 1
 }
 
-act_env_act_stop() {
-    [[ -n $ACT_PID ]] || return 0
-    local pid=$ACT_PID i
-    ACT_PID=
+bench_svc_stop() { # PID: SIGTERM, then SIGKILL after 10 s
+    [[ -n $1 ]] || return 0
+    local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -102,6 +109,20 @@ act_env_act_stop() {
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+act_env_act_start() { # DB [extra args]
+    local rc=0
+    bench_svc_start activation "$1" --citizen-key "$ACT_SECRET" "${@:2}" || rc=$?
+    ACT_PID=$SVC_PID
+    ACT_ENDPOINT=$SVC_ENDPOINT
+    return "$rc"
+}
+
+act_env_act_stop() {
+    local pid=$ACT_PID
+    ACT_PID=
+    bench_svc_stop "$pid"
 }
 
 act_env_stop() {

@@ -19,41 +19,17 @@ ROSTER_PID=
 ROSTER_ENDPOINT=
 
 roster_env_start() { # DB [extra args]
-    local db=$1 port i line
-    shift
-    port=$(act_env_free_port)
-    # Emptied here, not by the redirection below: that happens in the child, after this shell
-    # may already have read an earlier start's READY line.
-    : >"$logs/roster.out"
-    "$build/services/roster/px-roster" --listen "tcp://127.0.0.1:$port" \
-        --db-url "$PG_URL_BASE/$db" --log-level warn "$@" \
-        >"$logs/roster.out" 2>>"$logs/roster.log" &
-    ROSTER_PID=$!
-    for ((i = 0; i < 600; i++)); do
-        line=$(grep -m1 '^READY ' "$logs/roster.out" 2>/dev/null || true)
-        if [[ -n $line ]]; then
-            ROSTER_ENDPOINT=${line#READY }
-            return 0
-        fi
-        kill -0 "$ROSTER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "bench: px-roster did not start; $logs/roster.log:" >&2
-    tail -n 20 "$logs/roster.log" >&2
-    return 1
+    local rc=0
+    bench_svc_start roster "$@" || rc=$?
+    ROSTER_PID=$SVC_PID
+    ROSTER_ENDPOINT=$SVC_ENDPOINT
+    return "$rc"
 }
 
 roster_env_roster_stop() {
-    [[ -n $ROSTER_PID ]] || return 0
-    local pid=$ROSTER_PID i
+    local pid=$ROSTER_PID
     ROSTER_PID=
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    bench_svc_stop "$pid"
 }
 
 roster_env_stop() {
