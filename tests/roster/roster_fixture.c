@@ -43,6 +43,30 @@ int roster_fixture_stop(roster_fixture_t *f)
     return rc;
 }
 
+int roster_fixture_main(roster_fixture_t *f, const char *prefix, const char *const *extra,
+                        int (*setup)(void), void (*teardown)(void), int argc, char **argv,
+                        const px_test_case_t *cases)
+{
+    if (roster_fixture_start(f, prefix, extra) != 0) {
+        fprintf(stderr, "cannot start px-roster\n");
+        return 1;
+    }
+    int rc = 1;
+    if (setup && setup() != 0) {
+        fprintf(stderr, "cannot set up the test data\n");
+    } else {
+        rc = px_test_main(argc, argv, cases);
+    }
+    if (teardown) {
+        teardown();
+    }
+    if (roster_fixture_stop(f) != 0) {
+        fprintf(stderr, "px-roster did not stop cleanly on SIGTERM\n");
+        rc = 1;
+    }
+    return rc;
+}
+
 px_code_t roster_call(roster_fixture_t *f, const char *method, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *reply_type, ProtobufCMessage **reply,
                       px_status_t *st)

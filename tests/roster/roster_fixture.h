@@ -9,6 +9,7 @@
 #include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/roster/v1/roster.pb-c.h"
 #include "phuxanh/rpc.h"
+#include "px_test.h"
 #include "testd_proc.h"
 
 typedef struct {
@@ -22,6 +23,13 @@ typedef struct {
 int roster_fixture_start(roster_fixture_t *f, const char *prefix, const char *const *extra);
 /* Stops the service (SIGTERM, must exit 0) and frees; returns its exit status. */
 int roster_fixture_stop(roster_fixture_t *f);
+
+/* A roster test file's main: starts f (prefix, extra as roster_fixture_start), runs setup
+ * (may be NULL; nonzero: the data could not be put in, the cases do not run), the cases,
+ * teardown (may be NULL), and stops f. 1 when anything failed, px-roster's stop included. */
+int roster_fixture_main(roster_fixture_t *f, const char *prefix, const char *const *extra,
+                        int (*setup)(void), void (*teardown)(void), int argc, char **argv,
+                        const px_test_case_t *cases);
 
 /* A blocking call to "/phuxanh.roster.v1.RosterService/<method>"; *reply freed by the
  * caller with protobuf_c_message_free_unpacked. */

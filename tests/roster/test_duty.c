@@ -560,23 +560,19 @@ static const px_test_case_t s_cases[] = {
     {NULL, NULL},
 };
 
+static int s_setup(void)
+{
+    s_db = PQconnectdb(s_f.db_url);
+    return PQstatus(s_db) == CONNECTION_OK && s_sql(s_setup_sql) == 0 && s_load_model() == 0 ? 0
+                                                                                             : -1;
+}
+
+static void s_teardown(void)
+{
+    PQfinish(s_db);
+}
+
 int main(int argc, char **argv)
 {
-    if (roster_fixture_start(&s_f, "roster_duty", NULL) != 0) {
-        fprintf(stderr, "cannot start px-roster\n");
-        return 1;
-    }
-    s_db = PQconnectdb(s_f.db_url);
-    int rc = 1;
-    if (PQstatus(s_db) != CONNECTION_OK || s_sql(s_setup_sql) != 0 || s_load_model() != 0) {
-        fprintf(stderr, "cannot set up the test data\n");
-    } else {
-        rc = px_test_main(argc, argv, s_cases);
-    }
-    PQfinish(s_db);
-    if (roster_fixture_stop(&s_f) != 0) {
-        fprintf(stderr, "px-roster did not stop cleanly on SIGTERM\n");
-        rc = 1;
-    }
-    return rc;
+    return roster_fixture_main(&s_f, "roster_duty", NULL, s_setup, s_teardown, argc, argv, s_cases);
 }

@@ -491,14 +491,5 @@ static const px_test_case_t s_cases[] = {
 
 int main(int argc, char **argv)
 {
-    if (roster_fixture_start(&s_f, "roster_units", NULL) != 0) {
-        fprintf(stderr, "cannot start px-roster\n");
-        return 1;
-    }
-    int rc = px_test_main(argc, argv, s_cases);
-    if (roster_fixture_stop(&s_f) != 0) {
-        fprintf(stderr, "px-roster did not stop cleanly on SIGTERM\n");
-        rc = 1;
-    }
-    return rc;
+    return roster_fixture_main(&s_f, "roster_units", NULL, NULL, NULL, argc, argv, s_cases);
 }
