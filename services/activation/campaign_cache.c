@@ -230,6 +230,9 @@ px_code_t act_campaign_check(px_rpc_ctx_t *ctx, const char *field, const char *i
 {
     act_t *act = px_rpc_ctx_state(ctx);
     px_status_t st;
+    if (act_campaigns_known(act->campaigns, id)) {
+        return PX_OK;
+    }
     if (act_campaigns_ensure(act->campaigns, ctx, id, &st) != PX_OK) {
         return px_rpc_fail(ctx, PX_UNAVAILABLE,
                            "%s: the campaign could not be looked up in the roster; retry", field);

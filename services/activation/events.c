@@ -432,6 +432,9 @@ static void s_check_campaigns(s_batch_t *b)
         }
         px_status_t st;
         const char *id = it->ev->campaign_id;
+        if (act_campaigns_known(b->act->campaigns, id)) {
+            continue; /* the usual case: one lookup */
+        }
         px_code_t rc = act_campaigns_ensure(b->act->campaigns, b->ctx, id, &st);
         if (act_campaigns_known(b->act->campaigns, id)) {
             continue;
