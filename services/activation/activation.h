@@ -166,18 +166,41 @@ act_retention_t *act_retention_start(act_t *act, const char *db_url, int days, i
                                      px_status_t *st);
 void act_retention_stop(act_retention_t **self_p);
 
-/* The PUB socket of count changes (publisher.c): one thread owns the socket bound to
- * endpoint and its own database connection; workers hand it what they changed. */
+/* The PUB socket of the live feed (publisher.c): one thread owns the socket bound to endpoint
+ * and its own database connection; workers hand it what they changed. */
 typedef struct {
     const char *campaign, *unit;
     int stage; /* 1..4; other values (the follow-ups pseudo-stage) are skipped */
 } act_change_t;
-act_pub_t *act_pub_start(const char *endpoint, const char *db_url, px_log_t *log, px_status_t *st);
+/* The changes waiting for the publisher thread. The default holds several batches of 1,000
+ * events (each changes at most a few thousand rows: 4 levels x 4 stages per citizen, folded)
+ * while the thread reads the figures; the ring and the thread's copy cost ~112 bytes an entry
+ * each, so the most stays under 60 MB. The least is for tests that make it overflow. */
+#define ACT_PUB_QUEUE_DEFAULT 16384
+#define ACT_PUB_QUEUE_MIN 4
+#define ACT_PUB_QUEUE_MAX 262144
+/* Heartbeats: more often than every 100 ms is noise on every subscriber; rarer than a minute
+ * and a feed that is down goes unnoticed for minutes. */
+#define ACT_PUB_HEARTBEAT_DEFAULT_MS 1000
+#define ACT_PUB_HEARTBEAT_MIN_MS 100
+#define ACT_PUB_HEARTBEAT_MAX_MS 60000
+typedef struct {
+    size_t queue_max; /* ACT_PUB_QUEUE_MIN..ACT_PUB_QUEUE_MAX */
+    int heartbeat_ms; /* ACT_PUB_HEARTBEAT_MIN_MS..ACT_PUB_HEARTBEAT_MAX_MS */
+} act_pub_opts_t;
+/* Binds endpoint and starts the thread, under a publisher id drawn at random (libsodium must
+ * be initialised). NULL when it could not (st says why). */
+act_pub_t *act_pub_start(const char *endpoint, const char *db_url, const act_pub_opts_t *opts,
+                         px_log_t *log, px_status_t *st);
 void act_pub_stop(act_pub_t **self_p);
 /* After a commit: queues one CountsChanged per change, committed at at_us. Never blocks on
  * the network or the database and never fails: when the queue is full the changes are
- * dropped and counted. self may be NULL (publishing disabled). */
+ * dropped, and each still uses up its sequence number (the gap tells subscribers). self may
+ * be NULL (publishing disabled). */
 void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_t at_us);
+/* n changes that could not even be handed over (out of memory building them): dropped, and
+ * their numbers used up likewise. self may be NULL. */
+void act_pub_lost(act_pub_t *self, size_t n);
 /* Changes dropped so far (queue full, figures not read, send failed). */
 long long act_pub_dropped(act_pub_t *self);
 

@@ -1063,15 +1063,25 @@ fail:
  * which never blocks nor fails the call. */
 static void s_publish(s_batch_t *b)
 {
-    act_change_t *ch = b->act->pub ? malloc((b->totals.n + 1) * sizeof *ch) : NULL;
+    if (!b->act->pub) {
+        return;
+    }
+    act_change_t *ch = malloc((b->totals.n + 1) * sizeof *ch);
     size_t n = 0;
-    for (size_t i = 0; ch && i < b->totals.n; i++) {
-        if (b->totals.v[i].delta != 0) {
-            ch[n++] =
-                (act_change_t){b->totals.v[i].campaign, b->totals.v[i].unit, b->totals.v[i].stage};
+    for (size_t i = 0; i < b->totals.n; i++) {
+        const int stage = b->totals.v[i].stage;
+        if (b->totals.v[i].delta != 0 && stage >= 1 && stage <= 4) {
+            if (ch) {
+                ch[n] = (act_change_t){b->totals.v[i].campaign, b->totals.v[i].unit, stage};
+            }
+            n++;
         }
     }
-    act_pub_post(b->act->pub, ch, n, px_wall_us());
+    if (ch) {
+        act_pub_post(b->act->pub, ch, n, px_wall_us());
+    } else {
+        act_pub_lost(b->act->pub, n); /* their numbers still go, so subscribers see the loss */
+    }
     free(ch);
 }
 

@@ -19,6 +19,10 @@
 extern const px_migration_t px_activation_migrations[];
 extern const size_t px_activation_migrations_count;
 
+/* A constant's value as the text of an option's default. */
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
+
 static const px_config_option_t s_options[] = {
     {"citizen-key-file", "PX_CITIZEN_KEY_FILE", NULL,
      "file holding the citizen-key secret: 64 hex characters (32 bytes)"},
@@ -32,6 +36,10 @@ static const px_config_option_t s_options[] = {
      "how often the retention pass runs (the first one an interval after start)"},
     {"pub-endpoint", "PX_PUB_ENDPOINT", "tcp://127.0.0.1:7103",
      "where the PUB socket of count changes (CountsChanged) binds; empty disables it"},
+    {"pub-heartbeat-ms", "PX_PUB_HEARTBEAT_MS", S_STR(ACT_PUB_HEARTBEAT_DEFAULT_MS),
+     "how often the PUB socket sends a heartbeat (FeedHeartbeat, topic hb): 100 to 60000"},
+    {"pub-queue-max", "PX_PUB_QUEUE_MAX", S_STR(ACT_PUB_QUEUE_DEFAULT),
+     "count changes waiting to be published, 4 to 262144; past it they are dropped"},
     {"person-readers", "PX_PERSON_READERS", "gateway,pxctl",
      "callers (comma-separated) allowed one person's records: GetCitizenStatus, ForgetCitizen, "
      "the follow-up lists, ListStalled"},
@@ -145,9 +153,17 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
      * that fails (the port taken) leaves publishing off rather than the service down: the
      * counts are the contract, the live feed is for dashboards. */
     const char *pub = px_config_get(cfg, "pub-endpoint");
+    int64_t hb_ms = 0, queue_max = 0;
+    if (px_config_int(cfg, "pub-heartbeat-ms", ACT_PUB_HEARTBEAT_MIN_MS, ACT_PUB_HEARTBEAT_MAX_MS,
+                      &hb_ms, st) != PX_OK ||
+        px_config_int(cfg, "pub-queue-max", ACT_PUB_QUEUE_MIN, ACT_PUB_QUEUE_MAX, &queue_max, st) !=
+            PX_OK) {
+        goto fail;
+    }
     if (pub && *pub) {
         px_status_t pst;
-        self->pub = act_pub_start(pub, px_config_get(cfg, "db-url"), log, &pst);
+        act_pub_opts_t po = {.queue_max = (size_t)queue_max, .heartbeat_ms = (int)hb_ms};
+        self->pub = act_pub_start(pub, px_config_get(cfg, "db-url"), &po, log, &pst);
         if (!self->pub) {
             px_log_emit(log, PX_LOG_WARN, "ACT-PUB-OFF", "count changes will not be published",
                         PX_LOG_FIELDS(PX_LS("error", pst.message)));

@@ -1,12 +1,14 @@
 /*
- * publisher.c - the PUB socket of count changes (CountsChanged) for live
- * dashboards.
+ * publisher.c - the PUB socket of the live feed for dashboards and the
+ * gateway: count and target changes (CountsChanged) and heartbeats
+ * (FeedHeartbeat).
  *
- * After a RecordEvents transaction commits, the worker hands the (campaign,
- * unit, stage) rows it changed to this file; one publisher thread owns the PUB
- * socket bound to pub-endpoint, reads the units' figures after the commit and
- * sends one two-frame message [topic "counts.<campaign>.<unit>"][CountsChanged]
- * per changed row.
+ * After a RecordEvents transaction commits, the worker hands the
+ * (campaign, unit, stage) rows it changed to this file; one publisher thread
+ * owns the PUB socket bound to pub-endpoint, reads the units' figures after the
+ * commit and sends one two-frame message [topic "counts.<campaign>.<unit>"]
+ * [CountsChanged] per changed row, and every pub-heartbeat-ms a two-frame
+ * [topic "hb"][FeedHeartbeat].
  *
  * Why a thread and a queue: a ZeroMQ socket never crosses threads, and one
  * endpoint can be bound by one socket only, so the workers cannot each own a
@@ -15,8 +17,20 @@
  * socket (nothing to create lazily, nothing to close at thread exit, and no
  * context that cannot terminate while a worker's socket lives), and a worker
  * spends a memcpy under a short lock. When the ring is full the batch's changes
- * are dropped and counted - the call is never blocked or failed by a slow
- * subscriber or a slow read; a dashboard sees the gap in `sequence`.
+ * are dropped - the call is never blocked or failed by a slow subscriber or a
+ * slow read.
+ *
+ * Why a dropped change still uses up a sequence number: a subscriber (the
+ * gateway keeps GetProgress answers from this feed) must know, without
+ * guessing, whether it missed something. Every change handed over takes one
+ * number, sent or not, so a gap in `sequence` means exactly "you missed
+ * something". The numbers are the thread's; a change dropped elsewhere (a
+ * worker finding the ring full) is counted in `unnumbered`, and the thread
+ * adds those to the sequence before it numbers its next message or heartbeat.
+ * The heartbeat carries the last number used, so a loss shows even when no
+ * message follows it, and its silence shows a feed that is down. The
+ * publisher id, random per process, tells a restart (a sequence starting
+ * again) from a loss and one replica from another.
  *
  * Why the figures are read here, not by the worker: the message carries the
  * unit's whole row (every stage, the effective target, green), which the batch
@@ -24,6 +38,7 @@
  * its own connection, keeps it off the RPC path. The figures are then those
  * after the commit (or a later one, which publishes its own message next).
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +48,15 @@
 #include "activation.h"
 #include "phuxanh/clock.h"
 
-/* Changes waiting for the thread: a batch of 1,000 events changes at most a few thousand
- * rows (4 levels x 4 stages per citizen, folded); this holds several such batches while the
- * thread reads, and 16,384 x ~120 bytes stays a small fixed cost. */
-#define S_QUEUE_MAX 16384
 /* The shortest time between two reads of the figures (see s_thread). */
 #define S_GATHER_MS 20
 /* Messages a slow subscriber may fall behind by before ZeroMQ drops for it. */
 #define S_SNDHWM 100000
+/* Random bytes of the publisher id (printed as twice as many hex characters): 64 bits make two
+ * processes drawing the same id vanishingly unlikely. */
+#define S_ID_BYTES 8
+/* A packed CountsChanged: its strings are bounded codes, so it is far smaller than this. */
+#define S_MSG_MAX 512
 
 typedef struct {
     char campaign[ACT_CAMPAIGN_MAX + 1];
@@ -61,13 +77,17 @@ struct act_pub_t {
     void *zctx, *pub;
     pthread_t thread;
     bool started;
+    char id[2 * S_ID_BYTES + 1];
+    int64_t heartbeat_us;
+    size_t cap; /* of the ring */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC, the scale of px_clock_us */
     bool stop;
     s_entry_t *ring; /* under mu */
     size_t head, count;
-    atomic_llong dropped;
-    uint64_t sequence; /* the thread's only */
+    atomic_llong dropped;    /* changes not sent, for the log */
+    atomic_llong unnumbered; /* dropped changes whose numbers the thread has not used up yet */
+    uint64_t sequence;       /* the thread's only: the last number used */
 };
 
 /* Per (campaign, unit): the effective target (its own, else the sum of its children's, as
@@ -99,12 +119,39 @@ static int s_fig_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->unit, y->unit);
 }
 
+/* n changes will not be sent and have no number yet: the thread gives them theirs. */
+static void s_drop(act_pub_t *self, long long n)
+{
+    atomic_fetch_add(&self->dropped, n);
+    atomic_fetch_add(&self->unnumbered, n);
+}
+
+/* Uses up the numbers of the changes dropped so far; returns the last number used. */
+static uint64_t s_fold(act_pub_t *self)
+{
+    self->sequence += (uint64_t)atomic_exchange(&self->unnumbered, 0);
+    return self->sequence;
+}
+
+static void s_ts(Google__Protobuf__Timestamp *ts, int64_t at_us)
+{
+    ts->seconds = at_us / 1000000;
+    ts->nanos = (int32_t)(at_us % 1000000) * 1000;
+}
+
+/* Sends one message of two frames; false when ZeroMQ refused it. PUB never blocks: past the
+ * high-water mark ZeroMQ drops for that subscriber (and says nothing). */
+static bool s_zsend(act_pub_t *self, const char *topic, size_t tn, const uint8_t *buf, size_t len)
+{
+    return zmq_send(self->pub, topic, tn, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+           zmq_send(self->pub, buf, len, ZMQ_DONTWAIT) >= 0;
+}
+
 static void s_send(act_pub_t *self, const s_entry_t *e, const s_fig_t *f)
 {
     Phuxanh__Activation__V1__CountsChanged m = PHUXANH__ACTIVATION__V1__COUNTS_CHANGED__INIT;
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    ts.seconds = e->at_us / 1000000;
-    ts.nanos = (int32_t)(e->at_us % 1000000) * 1000;
+    s_ts(&ts, e->at_us);
     m.campaign_id = (char *)e->campaign;
     m.unit_code = (char *)e->unit;
     m.stage = (Phuxanh__Activation__V1__Stage)e->stage;
@@ -116,20 +163,39 @@ static void s_send(act_pub_t *self, const s_entry_t *e, const s_fig_t *f)
     m.approved_not_activated = m.approved > m.activated ? m.approved - m.activated : 0;
     m.green = m.target > 0 && m.activated >= m.target;
     m.changed_at = &ts;
+    /* The number is used up from here on, whether the send below works or not. */
+    s_fold(self);
     m.sequence = ++self->sequence;
+    m.publisher = self->id;
     char topic[8 + ACT_CAMPAIGN_MAX + 1 + ACT_CODE_MAX + 1];
     int tn = snprintf(topic, sizeof topic, "counts.%s.%s", e->campaign, e->unit);
-    uint8_t buf[512];
+    uint8_t buf[S_MSG_MAX];
     size_t len = phuxanh__activation__v1__counts_changed__get_packed_size(&m);
     if (len > sizeof buf || tn < 0 || (size_t)tn >= sizeof topic) {
         atomic_fetch_add(&self->dropped, 1);
         return;
     }
     phuxanh__activation__v1__counts_changed__pack(&m, buf);
-    /* PUB never blocks: past the high-water mark ZeroMQ drops for that subscriber. */
-    if (zmq_send(self->pub, topic, (size_t)tn, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->pub, buf, len, ZMQ_DONTWAIT) < 0) {
+    if (!s_zsend(self, topic, (size_t)tn, buf, len)) {
         atomic_fetch_add(&self->dropped, 1);
+    }
+}
+
+static void s_heartbeat(act_pub_t *self)
+{
+    Phuxanh__Activation__V1__FeedHeartbeat m = PHUXANH__ACTIVATION__V1__FEED_HEARTBEAT__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    s_ts(&ts, px_wall_us());
+    m.publisher = self->id;
+    m.sequence = s_fold(self);
+    m.sent_at = &ts;
+    uint8_t buf[S_MSG_MAX];
+    size_t len = phuxanh__activation__v1__feed_heartbeat__get_packed_size(&m);
+    if (len <= sizeof buf) {
+        phuxanh__activation__v1__feed_heartbeat__pack(&m, buf);
+        /* A heartbeat ZeroMQ refused is not counted: it has no number, and the next one
+         * carries the same news. */
+        s_zsend(self, "hb", 2, buf, len);
     }
 }
 
@@ -153,13 +219,13 @@ static void s_publish(act_pub_t *self, const s_entry_t *batch, size_t n)
                         PX_LOG_FIELDS(PX_LS("code", px_code_name(st.code)),
                                       PX_LS("error", st.message), PX_LI("changes", (int64_t)n)));
         }
-        atomic_fetch_add(&self->dropped, (long long)n);
+        s_drop(self, (long long)n);
         goto done;
     }
     int rows = PQntuples(res);
     figs = calloc((size_t)rows + 1, sizeof *figs);
     if (!figs) {
-        atomic_fetch_add(&self->dropped, (long long)n);
+        s_drop(self, (long long)n);
         goto done;
     }
     for (int r = 0; r < rows; r++) {
@@ -180,7 +246,7 @@ static void s_publish(act_pub_t *self, const s_entry_t *batch, size_t n)
         if (f) {
             s_send(self, &batch[i], f);
         } else {
-            atomic_fetch_add(&self->dropped, 1);
+            s_drop(self, 1);
         }
     }
 done:
@@ -189,40 +255,41 @@ done:
     act_arr_free(&camps), act_arr_free(&units);
 }
 
+/* Waits on cv (mu held) until at_us on px_clock_us's scale, a signal, or a spurious wake. */
+static void s_wait(act_pub_t *self, int64_t at_us)
+{
+    struct timespec until = {.tv_sec = at_us / 1000000, .tv_nsec = (at_us % 1000000) * 1000};
+    pthread_cond_timedwait(&self->cv, &self->mu, &until);
+}
+
 static void *s_thread(void *arg)
 {
     act_pub_t *self = arg;
-    s_entry_t *batch = malloc(S_QUEUE_MAX * sizeof *batch);
+    s_entry_t *batch = malloc(self->cap * sizeof *batch);
     long long reported = 0;
     if (!batch) {
         px_log_emit(self->log, PX_LOG_ERROR, "ACT-PUB-OOM", "publisher stopped: out of memory",
                     NULL);
         return NULL;
     }
-    int64_t last_us = 0;
+    int64_t last_us = 0, next_hb = px_clock_us() + self->heartbeat_us;
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&self->mu);
-        while (!self->stop && self->count == 0) {
-            pthread_cond_wait(&self->cv, &self->mu);
+        while (!self->stop && self->count == 0 && px_clock_us() < next_hb) {
+            s_wait(self, next_hb);
         }
         /* At most one read of the figures per S_GATHER_MS: under load the commits of that
          * window share one query (each still gets its own messages, with the figures after
          * it or a later commit). Idle, the first change goes out at once. */
-        struct timespec until;
-        int64_t wait_us = last_us + S_GATHER_MS * 1000 - px_clock_us();
-        if (wait_us > 0 && !self->stop) {
-            clock_gettime(CLOCK_REALTIME, &until);
-            int64_t ns = until.tv_nsec + wait_us * 1000;
-            until.tv_sec += ns / 1000000000;
-            until.tv_nsec = ns % 1000000000;
-            while (!self->stop && pthread_cond_timedwait(&self->cv, &self->mu, &until) == 0) {
-            }
+        int64_t gathered = last_us + S_GATHER_MS * 1000;
+        while (self->count > 0 && !self->stop && px_clock_us() < gathered) {
+            s_wait(self, gathered);
         }
         bool stop = self->stop;
         while (self->count > 0) {
             batch[n++] = self->ring[self->head];
-            self->head = (self->head + 1) % S_QUEUE_MAX;
+            self->head = (self->head + 1) % self->cap;
             self->count--;
         }
         pthread_mutex_unlock(&self->mu);
@@ -230,10 +297,17 @@ static void *s_thread(void *arg)
             last_us = px_clock_us();
             s_publish(self, batch, n);
         }
+        /* Due or overdue (after a long read of the figures): one now, the next an interval
+         * later. */
+        if (!stop && px_clock_us() >= next_hb) {
+            s_heartbeat(self);
+            next_hb = px_clock_us() + self->heartbeat_us;
+        }
         long long dropped = atomic_load(&self->dropped);
         if (dropped != reported) {
             px_log_emit(self->log, PX_LOG_WARN, "ACT-PUB-DROP", "count changes not published",
-                        PX_LOG_FIELDS(PX_LI("dropped_total", dropped)));
+                        PX_LOG_FIELDS(PX_LI("dropped_total", dropped),
+                                      PX_LI("sequence", (int64_t)s_fold(self))));
             reported = dropped;
         }
         if (stop) {
@@ -244,7 +318,8 @@ static void *s_thread(void *arg)
     return NULL;
 }
 
-act_pub_t *act_pub_start(const char *endpoint, const char *db_url, px_log_t *log, px_status_t *st)
+act_pub_t *act_pub_start(const char *endpoint, const char *db_url, const act_pub_opts_t *opts,
+                         px_log_t *log, px_status_t *st)
 {
     act_pub_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -252,10 +327,20 @@ act_pub_t *act_pub_start(const char *endpoint, const char *db_url, px_log_t *log
         return NULL;
     }
     self->log = log;
+    self->cap = opts->queue_max;
+    self->heartbeat_us = (int64_t)opts->heartbeat_ms * 1000;
+    unsigned char raw[S_ID_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    act_hex(raw, sizeof raw, self->id);
     pthread_mutex_init(&self->mu, NULL);
-    pthread_cond_init(&self->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&self->dropped, 0);
-    self->ring = malloc(S_QUEUE_MAX * sizeof *self->ring);
+    atomic_init(&self->unnumbered, 0);
+    self->ring = self->cap > 0 ? malloc(self->cap * sizeof *self->ring) : NULL;
     self->db = px_db_new(db_url, log);
     self->zctx = zmq_ctx_new();
     if (!self->ring || !self->db || !self->zctx) {
@@ -276,6 +361,8 @@ act_pub_t *act_pub_start(const char *endpoint, const char *db_url, px_log_t *log
         goto fail;
     }
     self->started = true;
+    px_log_emit(log, PX_LOG_INFO, "ACT-PUB-START", "publishing count changes",
+                PX_LOG_FIELDS(PX_LS("endpoint", endpoint), PX_LS("publisher", self->id)));
     return self;
 fail:
     act_pub_stop(&self);
@@ -309,26 +396,32 @@ void act_pub_stop(act_pub_t **self_p)
     *self_p = NULL;
 }
 
+static bool s_published(int stage)
+{
+    /* The follow-ups pseudo-stage is not a Stage. */
+    return stage >= 1 && stage <= 4;
+}
+
 void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_t at_us)
 {
     size_t take = 0;
     for (size_t i = 0; i < n; i++) {
-        take += changes[i].stage >= 1 && changes[i].stage <= 4;
+        take += s_published(changes[i].stage);
     }
     if (!self || take == 0) {
         return;
     }
     pthread_mutex_lock(&self->mu);
-    if (self->stop || S_QUEUE_MAX - self->count < take) {
+    if (self->stop || self->cap - self->count < take) {
         pthread_mutex_unlock(&self->mu);
-        atomic_fetch_add(&self->dropped, (long long)take);
+        s_drop(self, (long long)take);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (changes[i].stage < 1 || changes[i].stage > 4) {
-            continue; /* the follow-ups pseudo-stage is not a Stage */
+        if (!s_published(changes[i].stage)) {
+            continue;
         }
-        s_entry_t *e = &self->ring[(self->head + self->count++) % S_QUEUE_MAX];
+        s_entry_t *e = &self->ring[(self->head + self->count++) % self->cap];
         snprintf(e->campaign, sizeof e->campaign, "%s", changes[i].campaign);
         snprintf(e->unit, sizeof e->unit, "%s", changes[i].unit);
         e->stage = changes[i].stage;
@@ -336,6 +429,13 @@ void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_
     }
     pthread_cond_signal(&self->cv);
     pthread_mutex_unlock(&self->mu);
+}
+
+void act_pub_lost(act_pub_t *self, size_t n)
+{
+    if (self && n > 0) {
+        s_drop(self, (long long)n);
+    }
 }
 
 long long act_pub_dropped(act_pub_t *self)
