@@ -170,7 +170,7 @@ void act_retention_stop(act_retention_t **self_p);
  * and its own database connection; workers hand it what they changed. */
 typedef struct {
     const char *campaign, *unit;
-    int stage; /* 1..4; other values (the follow-ups pseudo-stage) are skipped */
+    int stage; /* 1..4, or 0: the target changed; others (the follow-ups pseudo-stage) skipped */
 } act_change_t;
 /* The changes waiting for the publisher thread. The default holds several batches of 1,000
  * events (each changes at most a few thousand rows: 4 levels x 4 stages per citizen, folded)

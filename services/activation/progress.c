@@ -5,12 +5,21 @@
  * tree (totals) and the targets; it never scans events. A unit's target is its
  * own when set, otherwise the sum of its children's (recursively), so a
  * district with no target of its own shows the sum of its wards'.
+ *
+ * A target that changes changes the effective target of its unit and of
+ * every ancestor, so after the commit SetTargets puts each of those units on
+ * the live feed (publisher.c) with stage 0, once each however many rows of the
+ * batch share them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "activation.h"
+#include "phuxanh/clock.h"
+
+/* Levels of the tree a target's change reaches (the unit up to its province, spare). */
+#define S_CHAIN_MAX 6
 
 /* ---------------------------------------------------------------- statements */
 
@@ -72,6 +81,61 @@ static int s_pair_cmp(const void *a, const void *b, void *arg)
     return c ? c : x - y;
 }
 
+typedef struct {
+    const char *campaign;
+    char unit[ACT_CODE_MAX + 1];
+} s_touched_t;
+
+static int s_touched_cmp(const void *a, const void *b)
+{
+    const s_touched_t *x = a, *y = b;
+    int c = strcmp(x->campaign, y->campaign);
+    return c ? c : strcmp(x->unit, y->unit);
+}
+
+/* After the commit: every unit whose effective target may have changed - each unit of a
+ * changed row and its ancestors - once, to the live feed. */
+static void s_publish_targets(act_t *act, Phuxanh__Activation__V1__Target *const *targets,
+                              const bool *changed, size_t n)
+{
+    size_t nchanged = 0;
+    for (size_t i = 0; i < n; i++) {
+        nchanged += changed[i];
+    }
+    if (!act->pub || nchanged == 0) {
+        return;
+    }
+    s_touched_t *t = malloc(nchanged * S_CHAIN_MAX * sizeof *t);
+    act_change_t *ch = malloc(nchanged * S_CHAIN_MAX * sizeof *ch);
+    if (!t || !ch) {
+        act_pub_lost(act->pub, nchanged); /* at least one number each: the gap shows */
+        goto done;
+    }
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!changed[i]) {
+            continue;
+        }
+        char chain[S_CHAIN_MAX][ACT_CODE_MAX + 1];
+        size_t k = act_units_chain(act->units, targets[i]->unit_code, NULL, chain, S_CHAIN_MAX);
+        for (size_t j = 0; j < k; j++) {
+            t[nt].campaign = targets[i]->campaign_id;
+            memcpy(t[nt++].unit, chain[j], sizeof chain[j]);
+        }
+    }
+    qsort(t, nt, sizeof *t, s_touched_cmp);
+    size_t nch = 0;
+    for (size_t i = 0; i < nt; i++) {
+        if (i == 0 || s_touched_cmp(&t[i - 1], &t[i]) != 0) {
+            ch[nch++] = (act_change_t){t[i].campaign, t[i].unit, 0};
+        }
+    }
+    act_pub_post(act->pub, ch, nch, px_wall_us());
+done:
+    free(t);
+    free(ch);
+}
+
 static px_code_t s_set_targets(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                ProtobufCMessage *reply)
 {
@@ -103,7 +167,8 @@ static px_code_t s_set_targets(px_rpc_ctx_t *ctx, const ProtobufCMessage *reques
     }
     /* Validate each row alone, then the unit codes against the tree (one roster call). */
     bool *bad = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *bad);
-    if (!bad) {
+    bool *changed = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *changed);
+    if (!bad || !changed) {
         code = px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
         goto done;
     }
@@ -212,6 +277,7 @@ static px_code_t s_set_targets(px_rpc_ctx_t *ctx, const ProtobufCMessage *reques
         resp->inserted += old == 0 && t->target > 0;
         resp->updated += old > 0 && old != t->target;
         resp->unchanged += old == t->target;
+        changed[i] = old != t->target;
     }
     if (req->validate_only) {
         px_db_rollback(db);
@@ -233,6 +299,7 @@ static px_code_t s_set_targets(px_rpc_ctx_t *ctx, const ProtobufCMessage *reques
         goto done;
     }
     resp->committed = true;
+    s_publish_targets(act, req->targets, changed, n);
     goto done;
 fail:
     px_db_rollback(db);

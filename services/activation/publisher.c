@@ -3,7 +3,7 @@
  * gateway: count and target changes (CountsChanged) and heartbeats
  * (FeedHeartbeat).
  *
- * After a RecordEvents transaction commits, the worker hands the
+ * After a RecordEvents or SetTargets transaction commits, the worker hands the
  * (campaign, unit, stage) rows it changed to this file; one publisher thread
  * owns the PUB socket bound to pub-endpoint, reads the units' figures after the
  * commit and sends one two-frame message [topic "counts.<campaign>.<unit>"]
@@ -398,8 +398,8 @@ void act_pub_stop(act_pub_t **self_p)
 
 static bool s_published(int stage)
 {
-    /* The follow-ups pseudo-stage is not a Stage. */
-    return stage >= 1 && stage <= 4;
+    /* 0 is a target change; 1..4 the stages; the follow-ups pseudo-stage is not a Stage. */
+    return stage >= 0 && stage <= 4;
 }
 
 void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_t at_us)

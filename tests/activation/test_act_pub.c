@@ -3,10 +3,12 @@
  * CountsChanged per changed (unit, stage) - for the neighborhood, the ward and each ancestor -
  * carrying the unit's figures after the commit, with a topic it can filter on, the publisher's
  * id and a sequence without gaps; a duplicate publishes nothing; an empty pub-endpoint
- * publishes nothing and the service runs. Heartbeats (topic "hb") carry the publisher id and the
- * last sequence used; a restart is a new publisher whose sequence starts again; changes dropped
- * because the queue was full use up their numbers, so the subscriber sees the gap (in the next
- * heartbeat, and in the next message).
+ * publishes nothing and the service runs. After SetTargets, one message per unit whose
+ * effective target changed (the unit and its ancestors, stage unspecified), none when nothing
+ * changed. Heartbeats (topic "hb") carry the publisher id and the last sequence used; a
+ * restart is a new publisher whose sequence starts again; changes dropped because the queue
+ * was full use up their numbers, so the subscriber sees the gap (in the next heartbeat, and in
+ * the next message).
  *
  * The service reads PX_PUB_* from the environment it inherits from this process, so each case
  * points it at its own free port, a short heartbeat and, for the drops, a tiny queue.
@@ -32,6 +34,7 @@ static const char *const s_chain[] = {"25966-01", "25966", "725", "74"};
 /* The queue of the drop case: one event without a neighborhood changes 3 rows (ward,
  * district, province) and fits; an activation with a neighborhood changes 12 and does not. */
 #define S_SMALL_QUEUE "8"
+#define TARGET_CHANGED PHUXANH__ACTIVATION__V1__STAGE__STAGE_UNSPECIFIED
 
 typedef struct {
     char topic[128];
@@ -202,18 +205,22 @@ static bool s_warm_up(void)
     return false;
 }
 
-/* SetTargets of one unit of campaign C; true when committed. */
-static bool s_set_target(const char *unit, int target)
+/* SetTargets of n (unit, target) pairs of campaign C; true when committed. */
+static bool s_set_targets(const char *const *units, const int *targets, size_t n)
 {
-    Phuxanh__Activation__V1__Target t = PHUXANH__ACTIVATION__V1__TARGET__INIT;
-    t.campaign_id = C;
-    t.unit_code = (char *)unit;
-    t.target = target;
-    Phuxanh__Activation__V1__Target *tp = &t;
+    Phuxanh__Activation__V1__Target t[4];
+    Phuxanh__Activation__V1__Target *tp[4];
+    for (size_t i = 0; i < n && i < 4; i++) {
+        phuxanh__activation__v1__target__init(&t[i]);
+        t[i].campaign_id = C;
+        t[i].unit_code = (char *)units[i];
+        t[i].target = targets[i];
+        tp[i] = &t[i];
+    }
     Phuxanh__Activation__V1__SetTargetsRequest req =
         PHUXANH__ACTIVATION__V1__SET_TARGETS_REQUEST__INIT;
-    req.targets = &tp;
-    req.n_targets = 1;
+    req.targets = tp;
+    req.n_targets = n < 4 ? n : 4;
     ProtobufCMessage *reply = NULL;
     px_status_t st;
     if (act_call(&F, "SetTargets", &req.base,
@@ -224,6 +231,11 @@ static bool s_set_target(const char *unit, int target)
     bool committed = ((Phuxanh__Activation__V1__SetTargetsResponse *)reply)->committed;
     protobuf_c_message_free_unpacked(reply, NULL);
     return committed;
+}
+
+static bool s_set_target(const char *unit, int target)
+{
+    return s_set_targets(&unit, &target, 1);
 }
 
 /* Receives exactly `want` messages of campaign C (others are skipped), into got. */
@@ -264,7 +276,9 @@ static void test_change_published_after_commit(void)
     PX_REQUIRE(s_warm_up());
     PX_REQUIRE(s_set_target("25966", 2));
     s_msg_t got[16];
-    int n = 0;
+    int n = s_collect(got, 3); /* the target's: the ward, its district and province */
+    PX_CHECK_INT_EQ(n, 3);
+    s_free(got, n);
 
     /* An activation implies collected and approved: 3 stages x 4 units. */
     PX_REQUIRE(s_rec(C, "p1", "074090000001", 3) == 0);
@@ -489,6 +503,101 @@ static void test_drops_make_a_gap(void)
     s_stop();
 }
 
+/* Expects exactly the target messages for units[0..n) (any order), stage unspecified, with
+ * the targets given, consecutive numbers after *last (updated). */
+static void s_expect_targets(const char *const *units, const int *targets, int n, uint64_t *last)
+{
+    s_msg_t got[8];
+    int k = s_collect(got, n);
+    PX_CHECK_INT_EQ(k, n);
+    for (int i = 0; i < n && k == n; i++) {
+        const s_msg_t *m = s_find(got, k, units[i], TARGET_CHANGED);
+        PX_CHECK(m != NULL);
+        if (m) {
+            PX_CHECK_INT_EQ(m->m->target, targets[i]);
+            PX_CHECK(m->m->changed_at != NULL);
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        PX_CHECK(got[i].m->sequence == *last + 1 + (uint64_t)i);
+    }
+    if (k > 0) {
+        *last = got[k - 1].m->sequence;
+    }
+    s_free(got, k);
+    /* And nothing more. */
+    s_msg_t m;
+    bool heard = s_recv(&m, 500);
+    PX_CHECK(!heard);
+    if (heard) {
+        protobuf_c_message_free_unpacked(&m.m->base, NULL);
+    }
+}
+
+static void test_targets_published_up_the_tree(void)
+{
+    PX_REQUIRE(s_start("act_pub_targets", true, NULL) == 0);
+    PX_REQUIRE(s_warm_up());
+    PX_REQUIRE(s_rec(C, "t1", "074090000010", 3) == 0);
+    s_msg_t got[16];
+    int n = s_collect(got, 3 * S_NCHAIN);
+    PX_CHECK_INT_EQ(n, 3 * S_NCHAIN);
+    PX_REQUIRE(n > 0);
+    uint64_t last = got[n - 1].m->sequence;
+    s_free(got, n);
+
+    /* The ward's target: the ward, its district and its province (not the neighborhood), with
+     * the new effective target and, as one citizen is activated, green. */
+    PX_REQUIRE(s_set_target("25966", 1));
+    n = s_collect(got, 3);
+    PX_CHECK_INT_EQ(n, 3);
+    static const char *const up[] = {"25966", "725", "74"};
+    for (int i = 0; i < 3 && n == 3; i++) {
+        const s_msg_t *m = s_find(got, n, up[i], TARGET_CHANGED);
+        PX_CHECK(m != NULL);
+        if (m) {
+            PX_CHECK_INT_EQ(m->m->target, 1);
+            PX_CHECK_INT_EQ(m->m->activated, 1);
+            PX_CHECK(m->m->green);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        PX_CHECK(got[i].m->sequence == last + 1 + (uint64_t)i);
+    }
+    last = n > 0 ? got[n - 1].m->sequence : last;
+    s_free(got, n);
+
+    /* The same again changes nothing and publishes nothing. */
+    PX_REQUIRE(s_set_target("25966", 1));
+    s_msg_t m;
+    bool heard = s_recv(&m, 800);
+    PX_CHECK(!heard);
+    if (heard) {
+        protobuf_c_message_free_unpacked(&m.m->base, NULL);
+    }
+
+    /* The district's own target: the district and the province only. */
+    PX_REQUIRE(s_set_target("725", 10));
+    static const char *const d[] = {"725", "74"};
+    static const int dt[] = {10, 10};
+    s_expect_targets(d, dt, 2, &last);
+
+    /* Two wards of the district in one call: each unit once (725 and 74 are shared), the
+     * district keeping its own target. */
+    static const char *const wards[] = {"25969", "25975"};
+    static const int wt[] = {3, 4};
+    PX_REQUIRE(s_set_targets(wards, wt, 2));
+    static const char *const w[] = {"25969", "25975", "725", "74"};
+    static const int wwt[] = {3, 4, 10, 10};
+    s_expect_targets(w, wwt, 4, &last);
+
+    /* Removing the district's own target: it sums its wards again. */
+    PX_REQUIRE(s_set_target("725", 0));
+    static const int rt[] = {8, 8};
+    s_expect_targets(d, rt, 2, &last);
+    s_stop();
+}
+
 static const px_test_case_t s_cases[] = {
     {"change_published_after_commit", test_change_published_after_commit},
     {"duplicate_publishes_nothing", test_duplicate_publishes_nothing},
@@ -496,6 +605,7 @@ static const px_test_case_t s_cases[] = {
     {"heartbeat_carries_publisher_and_sequence", test_heartbeat_carries_publisher_and_sequence},
     {"restart_is_a_new_publisher", test_restart_is_a_new_publisher},
     {"drops_make_a_gap", test_drops_make_a_gap},
+    {"targets_published_up_the_tree", test_targets_published_up_the_tree},
     {NULL, NULL},
 };
 
