@@ -32,6 +32,9 @@
 #define S_STALLED_OFFSET_MAX 1000000
 /* Levels of the tree a count goes to (neighborhood, ward, district, province, spare). */
 #define S_CHAIN_MAX 6
+/* Units a ResolveFollowUp may be limited to (within_units): a recorder's scope is a few wards
+ * or a district; more would be a list to search, not a scope. */
+#define S_WITHIN_MAX 64
 
 #define S_SUBTREE                                                                                  \
     "WITH RECURSIVE sub(code, depth) AS ("                                                         \
@@ -245,6 +248,24 @@ done:
 
 /* ---------------------------------------------------------------- ResolveFollowUp */
 
+/* Is the follow-up of (ward, neighborhood) within one of units: is one of them the
+ * neighborhood, the ward or an ancestor of the ward? The same rule as a subtree's list
+ * (ListFollowUps), read from the cached tree. */
+static bool s_within(act_units_t *tree, const char *ward, const char *nbh, char *const *units,
+                     size_t n)
+{
+    char chain[S_CHAIN_MAX][ACT_CODE_MAX + 1];
+    size_t k = act_units_chain(tree, ward, nbh, chain, S_CHAIN_MAX);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(units[i], chain[j]) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                      ProtobufCMessage *reply)
 {
@@ -270,6 +291,19 @@ static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *
         return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
                            "resolution_note: must not contain an ID number");
     }
+    if (req->n_within_units > S_WITHIN_MAX) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "within_units: at most %d units (got %zu)",
+                           S_WITHIN_MAX, req->n_within_units);
+    }
+    for (size_t i = 0; i < req->n_within_units; i++) {
+        const char *u = req->within_units[i];
+        if (!act_code_ok(u, ACT_CODE_MAX) || act_echo(u) != u) {
+            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT,
+                               "within_units: entry %zu must be 1 to 32 ASCII letters, digits, "
+                               "'-', '_' or '.'",
+                               i);
+        }
+    }
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)req->id);
     const char *p1[1] = {id};
@@ -283,6 +317,14 @@ static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *
     if (PQntuples(res) == 0) {
         px_db_rollback(db);
         code = px_rpc_fail(ctx, PX_NOT_FOUND, "id: no follow-up %s", id);
+        goto done;
+    }
+    /* Before anything is changed or answered: a resolved one's answer is person-level too. */
+    if (req->n_within_units > 0 &&
+        !s_within(act->units, PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), req->within_units,
+                  req->n_within_units)) {
+        px_db_rollback(db);
+        code = px_rpc_fail(ctx, PX_PERMISSION_DENIED, "follow-up %s is not within your units", id);
         goto done;
     }
     /* decide, write: an open one is closed and leaves the counters; a resolved one is

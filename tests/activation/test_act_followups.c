@@ -3,7 +3,9 @@
  * are listed by subtree and kind, page by page; resolving one closes it once (the counters
  * move at every level, a second resolution changes nothing); ListStalled lists the approved
  * but not activated per neighborhood and agrees with GetProgress; every read leaves an audit
- * row with its caller and request id.
+ * row with its caller and request id. A resolution limited to some units (within_units)
+ * happens only for a follow-up of one of them or of a unit under one; otherwise it is refused
+ * and nothing moves.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,33 @@ static px_code_t s_resolve(int64_t id, const char *note,
                  &phuxanh__activation__v1__resolve_follow_up_response__descriptor, &reply, st);
     *out = (Phuxanh__Activation__V1__ResolveFollowUpResponse *)reply;
     return code;
+}
+
+/* ResolveFollowUp limited to the n units of within; the reply is freed. */
+static px_code_t s_resolve_within(int64_t id, const char *const *within, size_t n, px_status_t *st)
+{
+    Phuxanh__Activation__V1__ResolveFollowUpRequest req =
+        PHUXANH__ACTIVATION__V1__RESOLVE_FOLLOW_UP_REQUEST__INIT;
+    req.id = id;
+    req.resolution_note = "";
+    req.within_units = (char **)within;
+    req.n_within_units = n;
+    ProtobufCMessage *reply = NULL;
+    px_code_t code =
+        act_call(&F, "ResolveFollowUp", &req.base,
+                 &phuxanh__activation__v1__resolve_follow_up_response__descriptor, &reply, st);
+    if (reply) {
+        protobuf_c_message_free_unpacked(reply, NULL);
+    }
+    return code;
+}
+
+static bool s_open(long long id)
+{
+    char sql[120];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM follow_ups WHERE id = %lld AND resolved_at IS NULL", id);
+    return act_sql_int(&F, sql) == 1;
 }
 
 static long long s_audits(const char *method)
@@ -231,6 +260,67 @@ static void test_resolve_moves_counters_once(void)
     PX_CHECK_INT_EQ(act_fixture_stop(&F), 0);
 }
 
+static void test_resolve_within_units(void)
+{
+    PX_REQUIRE(act_fixture_start(&F, "act_fu_within") == 0);
+    PX_REQUIRE(s_load());
+    px_status_t st;
+    /* 1: Lái Thiêu, Đông Nhì; 2: Lái Thiêu, no neighborhood; 3: Bình Nhâm. */
+    long long one = act_sql_int(&F, "SELECT id FROM follow_ups WHERE last3 = '001'");
+    long long two = act_sql_int(&F, "SELECT id FROM follow_ups WHERE last3 = '002'");
+    long long three = act_sql_int(&F, "SELECT id FROM follow_ups WHERE last3 = '003'");
+    PX_REQUIRE(one > 0 && two > 0 && three > 0);
+    char denied[64];
+
+    /* Outside: another ward, another district, a sibling neighborhood. Refused, nothing
+     * moves, nothing is audited. */
+    static const char *const outside[] = {"25969", "718", "25966-02"};
+    PX_CHECK_INT_EQ(s_resolve_within(one, outside, 3, &st), PX_PERMISSION_DENIED);
+    snprintf(denied, sizeof denied, "follow-up %lld is not within your units", one);
+    PX_CHECK(strstr(st.message, denied) != NULL);
+    PX_CHECK(s_open(one));
+    PX_CHECK_INT_EQ(act_total(&F, C, "25966", 101), 2);
+    PX_CHECK_INT_EQ(s_audits("ResolveFollowUp"), 0);
+    /* A follow-up recorded without a neighborhood is not within one of the ward's. */
+    static const char *const nbh[] = {"25966-01"};
+    PX_CHECK_INT_EQ(s_resolve_within(two, nbh, 1, &st), PX_PERMISSION_DENIED);
+    PX_CHECK(s_open(two));
+
+    /* Inside: its neighborhood; its ward (among others); the district above the ward. */
+    PX_CHECK_INT_EQ(s_resolve_within(one, nbh, 1, &st), PX_OK);
+    PX_CHECK(!s_open(one));
+    PX_CHECK_INT_EQ(act_total(&F, C, "25966", 101), 1);
+    static const char *const wards[] = {"25969", "25966"};
+    PX_CHECK_INT_EQ(s_resolve_within(two, wards, 2, &st), PX_OK);
+    PX_CHECK(!s_open(two));
+    static const char *const district[] = {"725"};
+    PX_CHECK_INT_EQ(s_resolve_within(three, district, 1, &st), PX_OK);
+    PX_CHECK(!s_open(three));
+    PX_CHECK_INT_EQ(act_total(&F, C, "725", 101), 0);
+    PX_CHECK_INT_EQ(s_audits("ResolveFollowUp"), 3);
+    /* A resolved one is not answered outside either. */
+    PX_CHECK_INT_EQ(s_resolve_within(three, outside + 1, 2, &st), PX_PERMISSION_DENIED);
+
+    /* The codes are checked as unit codes, and counted. */
+    static const char *const bad[] = {"25966", "25966;drop"};
+    PX_CHECK(s_resolve_within(three, bad, 2, &st) == PX_INVALID_ARGUMENT &&
+             strstr(st.message, "within_units"));
+    static const char *const empty[] = {""};
+    PX_CHECK(s_resolve_within(three, empty, 1, &st) == PX_INVALID_ARGUMENT &&
+             strstr(st.message, "within_units"));
+    static const char *const id_number[] = {"074090000001"};
+    PX_CHECK(s_resolve_within(three, id_number, 1, &st) == PX_INVALID_ARGUMENT &&
+             !strstr(st.message, "074090000001"));
+    const char *many[65];
+    for (int i = 0; i < 65; i++) {
+        many[i] = "725";
+    }
+    PX_CHECK(s_resolve_within(three, many, 65, &st) == PX_INVALID_ARGUMENT &&
+             strstr(st.message, "within_units"));
+    PX_CHECK_INT_EQ(s_resolve_within(three, many, 64, &st), PX_OK);
+    PX_CHECK_INT_EQ(act_fixture_stop(&F), 0);
+}
+
 static px_code_t s_stalled(const char *unit, int days, int page_size, const char *token,
                            Phuxanh__Activation__V1__ListStalledResponse **out, px_status_t *st)
 {
@@ -378,6 +468,7 @@ static const px_test_case_t s_cases[] = {
     {"person_methods_need_a_reader", test_person_methods_need_a_reader},
     {"list_by_subtree_kind_pages", test_list_by_subtree_kind_pages},
     {"resolve_moves_counters_once", test_resolve_moves_counters_once},
+    {"resolve_within_units", test_resolve_within_units},
     {"stalled_per_neighborhood", test_stalled_per_neighborhood},
     {NULL, NULL},
 };
