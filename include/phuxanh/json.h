@@ -16,8 +16,9 @@
  *   a number in. A JSON number is exact only up to 2^53 as a real (1e3) and up to INT64_MAX as
  *   a plain integer (jansson keeps integers as long long): a uint64 above INT64_MAX can only
  *   be sent as a string. Integral exponent forms ("1e3") are taken; fractions are refused.
- * - float/double: numbers (shortest form that reads back exactly), or the strings "NaN",
- *   "Infinity", "-Infinity"; numeric strings accepted in.
+ * - float/double: numbers (shortest form that reads back exactly; whole numbers of 1e18 and
+ *   more with an exponent, since digits alone beyond int64 are refused by jansson), or the
+ *   strings "NaN", "Infinity", "-Infinity"; numeric strings accepted in.
  * - bool: true/false. string: UTF-8 without U+0000. bytes: base64 (standard, padded) out;
  *   standard or URL-safe, padding optional, in. enum: its name out (a number the enum does not
  *   name is written as the number); a name or any int32 in (proto3 enums are open; protobuf-c
@@ -27,8 +28,8 @@
  *   message is nested in the field's message, is named <CamelField>Entry and has exactly the
  *   fields key = 1 and value = 2. Integer keys are taken only in their canonical spelling
  *   ("7", not "07"), so that jansson's duplicate-key check is also the map's. Out, entries keep
- *   their wire order; wire data that repeats a key (protobuf-c keeps every entry) is written
- *   with the key repeated, which our services never send.
+ *   their wire order; of entries repeating a key (protobuf-c keeps them all) only the last is
+ *   written, as protobuf's "last one wins" says.
  * - Well-known types: Timestamp <-> "2023-07-29T03:00:00Z" (0, 3, 6 or 9 fraction digits out;
  *   1 to 9 digits and a +hh:mm/-hh:mm offset in; years 0001 to 9999), Duration <-> "1.5s"
  *   (at most 10,000 years either way), the wrappers (BoolValue ... BytesValue) <-> the bare

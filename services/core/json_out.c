@@ -25,6 +25,10 @@
 #include "phuxanh/json.h"
 #include "phuxanh/text.h"
 
+/* Whole floating-point numbers of up to 18 digits are written without an exponent: they stay
+ * below 2^63, the largest integer a JSON reader keeping integers as int64 takes. */
+#define PLAIN_INTEGER_DIGITS 18
+
 typedef struct {
     px__jbuf_t out;
     px__jpath_t path;
@@ -203,20 +207,22 @@ static void s_fmt_u64(s_out_t *o, const ProtobufCFieldDescriptor *f, s_num_t num
 }
 
 /* Lays out the significant digits (k of them, no trailing zeros) of a number whose decimal
- * point sits after digit n, the way JavaScript's Number.prototype.toString does: plain from
- * 1e-7 up to 1e21 ("120", "0.0025"), else with an exponent ("1e+21", "1.5e-7"). Clients in
- * browsers print numbers that way, so their text and ours agree. */
+ * point sits after digit n, much as JavaScript's Number.prototype.toString does: plain from
+ * 1e-7 up ("120", "0.0025"), else with an exponent ("1e+21", "1.5e-7"). One difference: a
+ * whole number is plain only below 1e18, because a JSON reader like jansson reads digits
+ * without '.' or 'e' as a 64-bit integer and refuses larger ones ("1e+19", not
+ * "10000000000000000000"). */
 static void s_put_digits(s_out_t *o, bool neg, const char *digits, int k, int n)
 {
     if (neg) {
         px__jbuf_putc(&o->out, '-');
     }
-    if (k <= n && n <= 21) {
+    if (k <= n && n <= PLAIN_INTEGER_DIGITS) {
         px__jbuf_put(&o->out, digits, (size_t)k);
         for (int i = k; i < n; i++) {
             px__jbuf_putc(&o->out, '0');
         }
-    } else if (0 < n && n <= 21) {
+    } else if (k > n && 0 < n && n <= 21) {
         px__jbuf_put(&o->out, digits, (size_t)n);
         px__jbuf_putc(&o->out, '.');
         px__jbuf_put(&o->out, digits + n, (size_t)(k - n));
@@ -544,37 +550,106 @@ static px_code_t s_map_key(s_out_t *o, const ProtobufCFieldDescriptor *kf, const
     return PX_OK;
 }
 
+/* One map entry's key, for finding repeated keys. */
+typedef struct {
+    const char *s; /* string keys */
+    s_num_t num;   /* other keys */
+    s_kind_t kind;
+    size_t index; /* in the repeated field */
+} s_key_t;
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const s_key_t *x = a;
+    const s_key_t *y = b;
+    int c = 0;
+    if (x->kind == K_LEN) {
+        c = strcmp(x->s, y->s);
+    } else if (x->kind == K_SIGNED) {
+        c = (x->num.i > y->num.i) - (x->num.i < y->num.i);
+    } else {
+        c = (x->num.u > y->num.u) - (x->num.u < y->num.u);
+    }
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Marks in skip[] every entry whose key a later entry repeats: on the wire the last one
+ * wins, and a JSON object must not repeat a key. Sorting keeps this O(n log n) however many
+ * entries a client packs. false when out of memory. */
+static bool s_map_shadowed(const ProtobufCFieldDescriptor *kf,
+                           const ProtobufCMessage *const *entries, size_t n, bool *skip)
+{
+    const s_type_t *t = &s_types[kf->type];
+    s_key_t *keys = malloc(n * sizeof *keys);
+    if (!keys) {
+        return false;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        skip[i] = entries[i] == NULL; /* an entry without key or value says nothing */
+        if (entries[i]) {
+            const void *p = px__member(entries[i], kf->offset);
+            s_key_t *k = &keys[m++];
+            k->kind = t->kind;
+            k->index = i;
+            k->s = NULL;
+            k->num.u = 0;
+            if (t->kind == K_LEN) {
+                k->s = *(char *const *)p ? *(char *const *)p : "";
+            } else {
+                t->get(p, &k->num);
+            }
+        }
+    }
+    qsort(keys, m, sizeof *keys, s_key_cmp);
+    for (size_t j = 0; j + 1 < m; j++) {
+        s_key_t next = keys[j + 1];
+        next.index = keys[j].index;
+        if (s_key_cmp(&keys[j], &next) == 0) {
+            skip[keys[j].index] = true;
+        }
+    }
+    free(keys);
+    return true;
+}
+
 static px_code_t s_map_out(s_out_t *o, const ProtobufCFieldDescriptor *f,
                            const ProtobufCMessage *const *entries, size_t n)
 {
     const ProtobufCMessageDescriptor *entry = f->descriptor;
     const ProtobufCFieldDescriptor *kf = &entry->fields[0];
     const ProtobufCFieldDescriptor *vf = &entry->fields[1];
+    bool *skip = calloc(n, sizeof *skip);
+    if (!skip || (n > 1 && !s_map_shadowed(kf, entries, n, skip))) {
+        free(skip);
+        o->out.oom = true;
+        return PX_OK;
+    }
+    px_code_t rc = PX_OK;
     bool first = true;
     px__jbuf_putc(&o->out, '{');
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == PX_OK; i++) {
         const ProtobufCMessage *e = entries[i];
-        if (!e) {
-            continue; /* an entry without key or value says nothing */
+        if (!e || skip[i]) {
+            continue;
         }
         size_t back = px__jpath_index(&o->path, i);
         if (!first) {
             px__jbuf_putc(&o->out, ',');
         }
         first = false;
-        px_code_t rc = s_map_key(o, kf, px__member(e, kf->offset));
-        if (rc != PX_OK) {
-            return rc;
+        rc = s_map_key(o, kf, px__member(e, kf->offset));
+        if (rc == PX_OK) {
+            px__jbuf_putc(&o->out, ':');
+            rc = s_value(o, vf, px__member(e, vf->offset));
         }
-        px__jbuf_putc(&o->out, ':');
-        rc = s_value(o, vf, px__member(e, vf->offset));
-        if (rc != PX_OK) {
-            return rc;
+        if (rc == PX_OK) {
+            px__jpath_pop(&o->path, back);
         }
-        px__jpath_pop(&o->path, back);
     }
     px__jbuf_putc(&o->out, '}');
-    return PX_OK;
+    free(skip);
+    return rc;
 }
 
 static px_code_t s_repeated_out(s_out_t *o, const ProtobufCMessageDescriptor *desc,

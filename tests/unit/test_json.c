@@ -165,7 +165,13 @@ static void test_inputs_to_canonical(void)
         {"{\"fDouble\":\"NaN\"}", "{\"fDouble\":\"NaN\"}"},
         {"{\"fDouble\":1}", "{\"fDouble\":1}"},
         {"{\"fDouble\":0.30000000000000004}", "{\"fDouble\":0.30000000000000004}"},
-        {"{\"fDouble\":1.2345678901234568e20}", "{\"fDouble\":123456789012345680000}"},
+        {"{\"fDouble\":1.2345678901234568e20}", "{\"fDouble\":1.2345678901234568e+20}"},
+        {"{\"fDouble\":1e17}", "{\"fDouble\":100000000000000000}"},
+        {"{\"fDouble\":999999999999999900}", "{\"fDouble\":999999999999999900}"},
+        {"{\"fDouble\":1e18}", "{\"fDouble\":1e+18}"},
+        {"{\"fFloat\":-4.7223666e20}", "{\"fFloat\":-4.7223666e+20}"},
+        {"{\"fDouble\":15000000000000000000.0}", "{\"fDouble\":1.5e+19}"},
+        {"{\"fDouble\":123456.789}", "{\"fDouble\":123456.789}"},
         {"{\"fDouble\":1e21}", "{\"fDouble\":1e+21}"},
         {"{\"fDouble\":-1.5e-7}", "{\"fDouble\":-1.5e-7}"},
         {"{\"fDouble\":0.000001}", "{\"fDouble\":0.000001}"},
@@ -674,6 +680,39 @@ static void test_output_refusals(void)
     PX_CHECK(strstr(st.message, "phuxanh.test.v1.AllTypes") != NULL);
 }
 
+/* On the wire a map may repeat a key (the last one wins); JSON must not. */
+static void test_map_repeated_keys(void)
+{
+    Phuxanh__Test__V1__AllTypes m = PHUXANH__TEST__V1__ALL_TYPES__INIT;
+    Phuxanh__Test__V1__AllTypes__MStrIntEntry s[3];
+    Phuxanh__Test__V1__AllTypes__MStrIntEntry *sp[3] = {&s[0], &s[1], &s[2]};
+    const char *skeys[] = {"a", "b", "a"};
+    for (int i = 0; i < 3; i++) {
+        phuxanh__test__v1__all_types__mstr_int_entry__init(&s[i]);
+        s[i].key = (char *)skeys[i];
+        s[i].value = i + 1;
+    }
+    m.n_m_str_int = 3;
+    m.m_str_int = sp;
+    Phuxanh__Test__V1__AllTypes__MIntMsgEntry e[4];
+    Phuxanh__Test__V1__AllTypes__MIntMsgEntry *ep[4] = {&e[0], &e[1], &e[2], &e[3]};
+    const int64_t ikeys[] = {-5, 7, -5, -5};
+    for (int i = 0; i < 4; i++) {
+        phuxanh__test__v1__all_types__mint_msg_entry__init(&e[i]);
+        e[i].key = ikeys[i];
+    }
+    Phuxanh__Test__V1__Nested last = PHUXANH__TEST__V1__NESTED__INIT;
+    last.id = 9;
+    e[3].value = &last;
+    m.n_m_int_msg = 4;
+    m.m_int_msg = ep;
+    px_status_t st;
+    char *out = px_json_from_message(&m.base, NULL, &st);
+    PX_CHECK_STR_EQ(out,
+                    "{\"mStrInt\":{\"b\":2,\"a\":3},\"mIntMsg\":{\"7\":{},\"-5\":{\"id\":9}}}");
+    free(out);
+}
+
 /* ---- the real service messages ------------------------------------------------------------ */
 
 static void test_record_events_request(void)
@@ -838,6 +877,7 @@ static const px_test_case_t s_cases[] = {
     {"echo_rules", test_echo_rules},
     {"depth_bound", test_depth_bound},
     {"output_refusals", test_output_refusals},
+    {"map_repeated_keys", test_map_repeated_keys},
     {"record_events_request", test_record_events_request},
     {"get_progress_response", test_get_progress_response},
     {"roster_volunteer", test_roster_volunteer},
