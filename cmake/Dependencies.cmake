@@ -16,6 +16,7 @@ px_require_pkg(PX_ZMQ libzmq libzmq3-dev)
 px_require_pkg(PX_PROTOBUF_C libprotobuf-c libprotobuf-c-dev)
 px_require_pkg(PX_PQ libpq libpq-dev)
 px_require_pkg(PX_SODIUM libsodium libsodium-dev)
+px_require_pkg(PX_JANSSON jansson libjansson-dev)
 
 find_program(PX_PROTOC_C protoc-c)
 if(NOT PX_PROTOC_C)

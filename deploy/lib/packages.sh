@@ -8,7 +8,7 @@
 PX_DEBIAN_PACKAGES=(
     build-essential cmake pkg-config
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
-    libpq-dev libsodium-dev libmicrohttpd-dev
+    libpq-dev libsodium-dev libmicrohttpd-dev libjansson-dev
     postgresql-15 postgresql-client-15
     python3 python3-zmq python3-protobuf
     clang-format
