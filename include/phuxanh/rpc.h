@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h> /* zmq_pollitem_t, for clients driven by the caller's own event loop */
 
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
@@ -29,6 +30,10 @@
 /* Timeout applied when a caller gives none; servers cap what they accept at the max. */
 #define PX_RPC_DEFAULT_TIMEOUT_MS 10000
 #define PX_RPC_MAX_TIMEOUT_MS (24 * 3600 * 1000)
+/* Endpoints one client may be given (replicas of one service). */
+#define PX_RPC_MAX_ENDPOINTS 16
+/* The most poll items one client needs: a socket and its monitor per endpoint. */
+#define PX_RPC_CLIENT_POLL_MAX (2 * PX_RPC_MAX_ENDPOINTS)
 /* Metadata bounds: a call carrying more is refused INVALID_ARGUMENT. */
 #define PX_RPC_MAX_METADATA 32
 #define PX_RPC_MAX_METADATA_VALUE 1024
@@ -187,9 +192,33 @@ px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
 /* Blocks until call is complete (other calls may complete meanwhile). */
 void px_rpc_client_wait(px_rpc_client_t *self, px_rpc_call_t *call);
 /* Waits up to timeout_ms (-1: forever) for any call to complete and returns it, NULL if none
- * did or none is in flight. Completed calls are returned once each. */
+ * did or none is in flight. Completed calls are returned once each. With 0 it only looks at
+ * what is already there (and reads the sockets without waiting): it never blocks. */
 px_rpc_call_t *px_rpc_client_next(px_rpc_client_t *self, int timeout_ms);
 size_t px_rpc_client_in_flight(const px_rpc_client_t *self);
+
+/* Driving clients from one's own event loop: a thread that polls several clients and its own
+ * sockets (an eventfd, an inproc socket) in one zmq_poll does, each round,
+ *
+ *     long timeout = -1;                       (or its own bound)
+ *     n1 = px_rpc_client_poll_items(a, items, PX_RPC_CLIENT_POLL_MAX, &timeout);
+ *     n2 = px_rpc_client_poll_items(b, items + n1, PX_RPC_CLIENT_POLL_MAX, &timeout);
+ *     items[n1 + n2] = its own item;
+ *     zmq_poll(items, n1 + n2 + 1, timeout);
+ *     px_rpc_client_poll_handle(a, items, n1);
+ *     px_rpc_client_poll_handle(b, items + n1, n2);
+ *     while ((call = px_rpc_client_next(a, 0))) ...   (and b)
+ *
+ * poll_items fires the timers that are due (deadlines, retries, waits for a connection), writes
+ * this client's items into items[0..n) (cap >= PX_RPC_CLIENT_POLL_MAX) and returns n. It lowers
+ * *timeout_ms (-1: none yet) to the time until this client's next timer, so the poll wakes for
+ * it, and to 0 when calls are complete and not yet returned by px_rpc_client_next. */
+int px_rpc_client_poll_items(px_rpc_client_t *self, zmq_pollitem_t *items, int cap,
+                             long *timeout_ms);
+/* After zmq_poll: handles what items (as filled above, revents set; all zero after a poll that
+ * failed or timed out) found ready, and fires due timers. Completed calls are then returned by
+ * px_rpc_client_next(self, 0), which never blocks. */
+void px_rpc_client_poll_handle(px_rpc_client_t *self, const zmq_pollitem_t *items, int n);
 
 bool px_rpc_call_done(const px_rpc_call_t *call);
 px_code_t px_rpc_call_code(const px_rpc_call_t *call);
