@@ -41,6 +41,12 @@
 /* Well-known metadata keys. */
 #define PX_MD_REQUEST_ID "x-request-id"
 #define PX_MD_CALLER "x-caller"
+/* The person or system the calling process acts for (a token's name at the gateway, the
+ * operator at pxctl): audited beside x-caller. Only callers the server trusts for it may send
+ * it (px_rpc_server_opts_t.on_behalf_callers); handlers pass it on to their own calls. */
+#define PX_MD_ON_BEHALF_OF "x-on-behalf-of"
+/* Its value: 1..128 bytes of UTF-8 without control characters - a name, not a document. */
+#define PX_RPC_ON_BEHALF_MAX 128
 
 /* ---------------------------------------------------------------- metadata */
 
@@ -86,7 +92,11 @@ typedef struct {
     size_t max_message;       /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
     const char *db_url;       /* NULL: workers have no database; health is always SERVING */
     int drain_ms;             /* bound on finishing calls in flight at stop; 0: 5000 */
-    px_log_t *log;            /* borrowed; may be NULL */
+    /* Callers (x-caller, whole names, comma-separated) trusted to send x-on-behalf-of; NULL or
+     * "": nobody. A call carrying it from anyone else is refused PERMISSION_DENIED before its
+     * handler runs. Copied. */
+    const char *on_behalf_callers;
+    px_log_t *log; /* borrowed; may be NULL */
 } px_rpc_server_opts_t;
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
@@ -129,6 +139,8 @@ const char *px_rpc_ctx_method(const px_rpc_ctx_t *ctx);
 const char *px_rpc_ctx_request_id(const px_rpc_ctx_t *ctx);
 /* The caller's identity from metadata, or "" */
 const char *px_rpc_ctx_caller(const px_rpc_ctx_t *ctx);
+/* Whom the caller acts for (x-on-behalf-of, from a trusted caller), or "". */
+const char *px_rpc_ctx_on_behalf_of(const px_rpc_ctx_t *ctx);
 const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx);
 /* Absolute deadline (px_clock_us scale) and what is left of it, in microseconds (<= 0: none). */
 int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx);
@@ -166,11 +178,16 @@ typedef struct {
 /* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). The call's
  * deadline is the earliest of deadline_us, the parent's deadline and now + timeout_ms. */
 typedef struct {
-    int64_t timeout_ms;         /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
-    int64_t deadline_us;        /* absolute (px_clock_us); 0: none */
-    bool idempotent;            /* retry UNAVAILABLE */
-    const px_md_t *metadata;    /* may be NULL */
-    const px_rpc_ctx_t *parent; /* inside a handler: inherit deadline, request id, caller */
+    int64_t timeout_ms;      /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
+    int64_t deadline_us;     /* absolute (px_clock_us); 0: none */
+    bool idempotent;         /* retry UNAVAILABLE */
+    const px_md_t *metadata; /* may be NULL */
+    /* Inside a handler: inherit the deadline, the request id and x-on-behalf-of. (x-caller is
+     * this process: the client's own.) */
+    const px_rpc_ctx_t *parent;
+    /* With parent: leave x-on-behalf-of off, for a peer that does not trust this process to
+     * send it (the call is then audited there under this process alone). */
+    bool drop_on_behalf;
 } px_rpc_call_opts_t;
 
 typedef struct px_rpc_call_t px_rpc_call_t;

@@ -460,6 +460,11 @@ px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
         if (!px_md_get(c->md, PX_MD_REQUEST_ID)) {
             px_md_set(c->md, PX_MD_REQUEST_ID, px_rpc_ctx_request_id(opts->parent));
         }
+        /* Whom the chain acts for travels with it, so the next service audits it too. */
+        const char *obo = px_rpc_ctx_on_behalf_of(opts->parent);
+        if (*obo && !opts->drop_on_behalf && !px_md_get(c->md, PX_MD_ON_BEHALF_OF)) {
+            px_md_set(c->md, PX_MD_ON_BEHALF_OF, obo);
+        }
     }
     if (!px_md_get(c->md, PX_MD_CALLER) && self->opts.caller) {
         px_md_set(c->md, PX_MD_CALLER, self->opts.caller);
