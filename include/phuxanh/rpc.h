@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h> /* zmq_pollitem_t, for clients driven by the caller's own event loop */
 
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
@@ -29,6 +30,10 @@
 /* Timeout applied when a caller gives none; servers cap what they accept at the max. */
 #define PX_RPC_DEFAULT_TIMEOUT_MS 10000
 #define PX_RPC_MAX_TIMEOUT_MS (24 * 3600 * 1000)
+/* Endpoints one client may be given (replicas of one service). */
+#define PX_RPC_MAX_ENDPOINTS 16
+/* The most poll items one client needs: a socket and its monitor per endpoint. */
+#define PX_RPC_CLIENT_POLL_MAX (2 * PX_RPC_MAX_ENDPOINTS)
 /* Metadata bounds: a call carrying more is refused INVALID_ARGUMENT. */
 #define PX_RPC_MAX_METADATA 32
 #define PX_RPC_MAX_METADATA_VALUE 1024
@@ -36,6 +41,12 @@
 /* Well-known metadata keys. */
 #define PX_MD_REQUEST_ID "x-request-id"
 #define PX_MD_CALLER "x-caller"
+/* The person or system the calling process acts for (a token's name at the gateway, the
+ * operator at pxctl): audited beside x-caller. Only callers the server trusts for it may send
+ * it (px_rpc_server_opts_t.on_behalf_callers); handlers pass it on to their own calls. */
+#define PX_MD_ON_BEHALF_OF "x-on-behalf-of"
+/* Its value: 1..128 bytes of UTF-8 without control characters - a name, not a document. */
+#define PX_RPC_ON_BEHALF_MAX 128
 
 /* ---------------------------------------------------------------- metadata */
 
@@ -81,7 +92,11 @@ typedef struct {
     size_t max_message;       /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
     const char *db_url;       /* NULL: workers have no database; health is always SERVING */
     int drain_ms;             /* bound on finishing calls in flight at stop; 0: 5000 */
-    px_log_t *log;            /* borrowed; may be NULL */
+    /* Callers (x-caller, whole names, comma-separated) trusted to send x-on-behalf-of; NULL or
+     * "": nobody. A call carrying it from anyone else is refused PERMISSION_DENIED before its
+     * handler runs. Copied. */
+    const char *on_behalf_callers;
+    px_log_t *log; /* borrowed; may be NULL */
 } px_rpc_server_opts_t;
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
@@ -124,6 +139,8 @@ const char *px_rpc_ctx_method(const px_rpc_ctx_t *ctx);
 const char *px_rpc_ctx_request_id(const px_rpc_ctx_t *ctx);
 /* The caller's identity from metadata, or "" */
 const char *px_rpc_ctx_caller(const px_rpc_ctx_t *ctx);
+/* Whom the caller acts for (x-on-behalf-of, from a trusted caller), or "". */
+const char *px_rpc_ctx_on_behalf_of(const px_rpc_ctx_t *ctx);
 const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx);
 /* Absolute deadline (px_clock_us scale) and what is left of it, in microseconds (<= 0: none). */
 int64_t px_rpc_ctx_deadline_us(const px_rpc_ctx_t *ctx);
@@ -161,11 +178,16 @@ typedef struct {
 /* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). The call's
  * deadline is the earliest of deadline_us, the parent's deadline and now + timeout_ms. */
 typedef struct {
-    int64_t timeout_ms;         /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
-    int64_t deadline_us;        /* absolute (px_clock_us); 0: none */
-    bool idempotent;            /* retry UNAVAILABLE */
-    const px_md_t *metadata;    /* may be NULL */
-    const px_rpc_ctx_t *parent; /* inside a handler: inherit deadline, request id, caller */
+    int64_t timeout_ms;      /* 0: PX_RPC_DEFAULT_TIMEOUT_MS */
+    int64_t deadline_us;     /* absolute (px_clock_us); 0: none */
+    bool idempotent;         /* retry UNAVAILABLE */
+    const px_md_t *metadata; /* may be NULL */
+    /* Inside a handler: inherit the deadline, the request id and x-on-behalf-of. (x-caller is
+     * this process: the client's own.) */
+    const px_rpc_ctx_t *parent;
+    /* With parent: leave x-on-behalf-of off, for a peer that does not trust this process to
+     * send it (the call is then audited there under this process alone). */
+    bool drop_on_behalf;
 } px_rpc_call_opts_t;
 
 typedef struct px_rpc_call_t px_rpc_call_t;
@@ -187,9 +209,33 @@ px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
 /* Blocks until call is complete (other calls may complete meanwhile). */
 void px_rpc_client_wait(px_rpc_client_t *self, px_rpc_call_t *call);
 /* Waits up to timeout_ms (-1: forever) for any call to complete and returns it, NULL if none
- * did or none is in flight. Completed calls are returned once each. */
+ * did or none is in flight. Completed calls are returned once each. With 0 it only looks at
+ * what is already there (and reads the sockets without waiting): it never blocks. */
 px_rpc_call_t *px_rpc_client_next(px_rpc_client_t *self, int timeout_ms);
 size_t px_rpc_client_in_flight(const px_rpc_client_t *self);
+
+/* Driving clients from one's own event loop: a thread that polls several clients and its own
+ * sockets (an eventfd, an inproc socket) in one zmq_poll does, each round,
+ *
+ *     long timeout = -1;                       (or its own bound)
+ *     n1 = px_rpc_client_poll_items(a, items, PX_RPC_CLIENT_POLL_MAX, &timeout);
+ *     n2 = px_rpc_client_poll_items(b, items + n1, PX_RPC_CLIENT_POLL_MAX, &timeout);
+ *     items[n1 + n2] = its own item;
+ *     zmq_poll(items, n1 + n2 + 1, timeout);
+ *     px_rpc_client_poll_handle(a, items, n1);
+ *     px_rpc_client_poll_handle(b, items + n1, n2);
+ *     while ((call = px_rpc_client_next(a, 0))) ...   (and b)
+ *
+ * poll_items fires the timers that are due (deadlines, retries, waits for a connection), writes
+ * this client's items into items[0..n) (cap >= PX_RPC_CLIENT_POLL_MAX) and returns n. It lowers
+ * *timeout_ms (-1: none yet) to the time until this client's next timer, so the poll wakes for
+ * it, and to 0 when calls are complete and not yet returned by px_rpc_client_next. */
+int px_rpc_client_poll_items(px_rpc_client_t *self, zmq_pollitem_t *items, int cap,
+                             long *timeout_ms);
+/* After zmq_poll: handles what items (as filled above, revents set; all zero after a poll that
+ * failed or timed out) found ready, and fires due timers. Completed calls are then returned by
+ * px_rpc_client_next(self, 0), which never blocks. */
+void px_rpc_client_poll_handle(px_rpc_client_t *self, const zmq_pollitem_t *items, int n);
 
 bool px_rpc_call_done(const px_rpc_call_t *call);
 px_code_t px_rpc_call_code(const px_rpc_call_t *call);

@@ -35,6 +35,9 @@ typedef struct {
     const char *const *peers;
     /* Service-specific options (NULL-name terminated), or NULL. */
     const px_config_option_t *options;
+    /* The name of the option (one of `options`) that lists the callers trusted to send
+     * x-on-behalf-of (px_rpc_server_opts_t.on_behalf_callers), or NULL: nobody. */
+    const char *on_behalf_option;
     /* Builds the state shared by all handlers after migrations ran; may be NULL. */
     void *(*state_new)(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st);
     void (*state_destroy)(void **state_p);

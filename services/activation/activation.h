@@ -233,8 +233,9 @@ Phuxanh__Activation__V1__FollowUp *act_follow_up_row(px_rpc_ctx_t *ctx, const PG
  * callers named in person-readers: otherwise fails the call PERMISSION_DENIED naming the
  * caller and returns that code. (common.c) */
 px_code_t act_person_reader_check(px_rpc_ctx_t *ctx);
-/* Appends one row to the audit table (inside the caller's transaction): caller, method and
- * request id from ctx, detail a JSON object text or NULL. */
+/* Appends one row to the audit table (inside the caller's transaction): caller, whom it acts
+ * for (x-on-behalf-of, "" when nobody), method and request id from ctx, detail a JSON object
+ * text or NULL. */
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 /* The counter shard a handler writes totals and daily rows to (0004_counter_shards.sql):
  * its worker's number, so that calls in flight at once never wait on each other's rows. */

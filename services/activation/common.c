@@ -13,15 +13,16 @@
 
 static const px_db_stmt_t s_audit_insert = {
     "act_audit_insert",
-    "INSERT INTO audit (caller, method, request_id, detail) VALUES ($1, $2, $3, $4::jsonb)",
+    "INSERT INTO audit (caller, on_behalf_of, method, request_id, detail) "
+    "VALUES ($1, $2, $3, $4, $5::jsonb)",
 };
 
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json)
 {
-    const char *params[4] = {px_rpc_ctx_caller(ctx), px_rpc_ctx_method(ctx),
-                             px_rpc_ctx_request_id(ctx), detail_json};
+    const char *params[5] = {px_rpc_ctx_caller(ctx), px_rpc_ctx_on_behalf_of(ctx),
+                             px_rpc_ctx_method(ctx), px_rpc_ctx_request_id(ctx), detail_json};
     px_status_t st;
-    if (px_db_execp(px_rpc_ctx_db(ctx), &s_audit_insert, 4, params, NULL, &st) != PX_OK) {
+    if (px_db_execp(px_rpc_ctx_db(ctx), &s_audit_insert, 5, params, NULL, &st) != PX_OK) {
         return act_db_fail(ctx, &st);
     }
     return PX_OK;

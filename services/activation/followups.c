@@ -64,7 +64,8 @@ static const px_db_stmt_t s_fu_lock = {
 
 static const px_db_stmt_t s_fu_resolve = {
     "act_fu_resolve",
-    "UPDATE follow_ups f SET resolved_at = now(), resolution = $2, resolved_by = $3 "
+    "UPDATE follow_ups f SET resolved_at = now(), resolution = $2, resolved_by = $3, "
+    "resolved_on_behalf_of = $4 "
     "WHERE f.id = $1 AND f.resolved_at IS NULL RETURNING " ACT_FU_COLS,
 };
 
@@ -331,8 +332,9 @@ static px_code_t s_resolve_follow_up(px_rpc_ctx_t *ctx, const ProtobufCMessage *
      * answered as it is (the first resolution stays). */
     const PGresult *answer = res;
     if (PQgetisnull(res, 0, 9)) {
-        const char *p3[3] = {id, req->resolution_note, px_rpc_ctx_caller(ctx)};
-        if (px_db_execp(db, &s_fu_resolve, 3, p3, &upd, &st) != PX_OK) {
+        const char *p4[4] = {id, req->resolution_note, px_rpc_ctx_caller(ctx),
+                             px_rpc_ctx_on_behalf_of(ctx)};
+        if (px_db_execp(db, &s_fu_resolve, 4, p4, &upd, &st) != PX_OK) {
             goto fail;
         }
         const char *ward = PQgetvalue(res, 0, 3), *nbh = PQgetvalue(res, 0, 4);

@@ -42,7 +42,7 @@ static const px_config_option_t s_options[] = {
      "count changes waiting to be published, 4 to 262144; past it they are dropped"},
     {"person-readers", "PX_PERSON_READERS", "gateway,pxctl",
      "callers (comma-separated) allowed one person's records: GetCitizenStatus, ForgetCitizen, "
-     "the follow-up lists, ListStalled"},
+     "the follow-up lists, ListStalled; and to say whom they act for (x-on-behalf-of)"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -218,6 +218,9 @@ int main(int argc, char **argv)
         .nmigrations = px_activation_migrations_count,
         .peers = s_peers,
         .options = s_options,
+        /* API.md: only processes trusted for it, the person-readers set, may say whom they
+         * act for. */
+        .on_behalf_option = "person-readers",
         .state_new = s_state_new,
         .state_destroy = s_state_destroy,
         .started = s_started,

@@ -10,8 +10,11 @@
  * stops (a graceful drain) would lose its last answers.
  *
  * Calls are completed by call id. A client is owned by one thread; progress
- * happens inside px_rpc_client_wait/next, which poll the sockets and the
- * monitors and fire timers (deadlines, retry backoff, waits for a connection).
+ * happens when its sockets and monitors are read and its timers fired
+ * (deadlines, retry backoff, waits for a connection). That is one path,
+ * px_rpc_client_poll_items / px_rpc_client_poll_handle around a zmq_poll,
+ * taken either by px_rpc_client_wait/next (a poll of this client alone) or by
+ * the owner's event loop (one poll of several clients and its own sockets).
  */
 #include <assert.h>
 #include <errno.h>
@@ -23,7 +26,7 @@
 #include "phuxanh/health/v1/health.pb-c.h"
 #include "rpc_internal.h"
 
-#define MAX_ENDPOINTS 16
+#define MAX_ENDPOINTS PX_RPC_MAX_ENDPOINTS
 #define MAX_IDEMPOTENT 64
 
 typedef enum { CALL_WAITING, CALL_SENT, CALL_DONE } call_state_t;
@@ -73,6 +76,7 @@ struct px_rpc_client_t {
     size_t ndone, cap_done;
     char *idempotent[MAX_IDEMPOTENT];
     int nidempotent;
+    uint64_t completions; /* calls completed so far: tells a poll round that timers finished some */
 };
 
 /* ------------------------------------------------------------------ lists */
@@ -306,6 +310,7 @@ static void s_complete(px_rpc_client_t *self, px_rpc_call_t *c, px_code_t code, 
     }
     c->state = CALL_DONE;
     c->code = code;
+    self->completions++;
     free(c->message);
     c->message = strdup(msg ? msg : "");
     s_remove(self->active, &self->nactive, c);
@@ -454,6 +459,11 @@ px_rpc_call_t *px_rpc_client_start(px_rpc_client_t *self, const char *method,
     if (opts->parent) {
         if (!px_md_get(c->md, PX_MD_REQUEST_ID)) {
             px_md_set(c->md, PX_MD_REQUEST_ID, px_rpc_ctx_request_id(opts->parent));
+        }
+        /* Whom the chain acts for travels with it, so the next service audits it too. */
+        const char *obo = px_rpc_ctx_on_behalf_of(opts->parent);
+        if (*obo && !opts->drop_on_behalf && !px_md_get(c->md, PX_MD_ON_BEHALF_OF)) {
+            px_md_set(c->md, PX_MD_ON_BEHALF_OF, obo);
         }
     }
     if (!px_md_get(c->md, PX_MD_CALLER) && self->opts.caller) {
@@ -650,37 +660,67 @@ static int64_t s_timers(px_rpc_client_t *self)
     return next;
 }
 
-/* One round: poll everything for up to timeout_ms (-1: until the next timer). */
-static void s_pump(px_rpc_client_t *self, int timeout_ms)
+/* Fires due timers, fills the items and lowers *timeout_ms to the next timer. A loop that
+ * reports every completed call (the owner's) must not sleep while any waits to be reported;
+ * px_rpc_client_wait, which looks for one call only, must not spin on the others, and only
+ * needs waking for those the timers just completed. */
+static int s_poll_items(px_rpc_client_t *self, zmq_pollitem_t *items, int cap, long *timeout_ms,
+                        bool wake_for_unreported)
 {
+    assert(self && items && timeout_ms && cap >= 2 * self->neps);
+    uint64_t before = self->completions;
     int64_t next = s_timers(self);
-    zmq_pollitem_t items[2 * MAX_ENDPOINTS];
     for (int i = 0; i < self->neps; i++) {
         items[2 * i] = (zmq_pollitem_t){self->eps[i].sock, 0, ZMQ_POLLIN, 0};
         items[2 * i + 1] = (zmq_pollitem_t){self->eps[i].monitor, 0, ZMQ_POLLIN, 0};
     }
-    long wait = timeout_ms;
     if (next) {
         int64_t until = (next - px_clock_us() + 999) / 1000;
         if (until < 0) {
             until = 0;
         }
-        if (wait < 0 || until < wait) {
-            wait = (long)until;
+        if (*timeout_ms < 0 || until < *timeout_ms) {
+            *timeout_ms = (long)until;
         }
     }
-    int rc = zmq_poll(items, 2 * self->neps, wait);
-    if (rc > 0) {
-        for (int i = 0; i < self->neps; i++) {
-            if (items[2 * i].revents & ZMQ_POLLIN) {
-                s_read_reply(self, i);
-            }
-            if (items[2 * i + 1].revents & ZMQ_POLLIN) {
-                s_read_monitor(self, i);
-            }
+    if (wake_for_unreported ? self->ndone > 0 : self->completions != before) {
+        *timeout_ms = 0;
+    }
+    return 2 * self->neps;
+}
+
+int px_rpc_client_poll_items(px_rpc_client_t *self, zmq_pollitem_t *items, int cap,
+                             long *timeout_ms)
+{
+    return s_poll_items(self, items, cap, timeout_ms, true);
+}
+
+void px_rpc_client_poll_handle(px_rpc_client_t *self, const zmq_pollitem_t *items, int n)
+{
+    assert(self && items && n == 2 * self->neps);
+    for (int i = 0; i < self->neps; i++) {
+        if (items[2 * i].revents & ZMQ_POLLIN) {
+            s_read_reply(self, i);
+        }
+        if (items[2 * i + 1].revents & ZMQ_POLLIN) {
+            s_read_monitor(self, i);
         }
     }
     s_timers(self);
+}
+
+/* One round over this client alone: poll for up to timeout_ms (-1: until the next timer). */
+static void s_pump(px_rpc_client_t *self, int timeout_ms)
+{
+    zmq_pollitem_t items[PX_RPC_CLIENT_POLL_MAX];
+    long wait = timeout_ms;
+    int n = s_poll_items(self, items, PX_RPC_CLIENT_POLL_MAX, &wait, false);
+    if (zmq_poll(items, n, wait) <= 0) {
+        for (int i = 0; i < n; i++) {
+            items[i].revents = 0;
+        }
+    }
+    px_rpc_client_poll_handle(self, items, n);
 }
 
 void px_rpc_client_wait(px_rpc_client_t *self, px_rpc_call_t *call)

@@ -57,6 +57,7 @@ struct px_rpc_ctx_t {
     const char *method;
     const char *request_id;
     const char *caller;
+    const char *on_behalf_of; /* "" when the call carries none */
     const px_md_t *md;
     int64_t deadline_us;
     int64_t started_us; /* when the handler was called (px_clock_us) */

@@ -30,6 +30,7 @@
 
 #include "phuxanh/clock.h"
 #include "phuxanh/health/v1/health.pb-c.h"
+#include "phuxanh/text.h"
 #include "rpc_internal.h"
 
 /* Calls waiting for a worker beyond this are refused RESOURCE_EXHAUSTED: a server that
@@ -66,6 +67,7 @@ typedef struct {
 struct px_rpc_server_t {
     px_rpc_server_opts_t opts;
     char *endpoint_cfg;
+    char *on_behalf_callers; /* opts.on_behalf_callers, copied; "" trusts nobody */
     char bound[NAME_MAX_LEN];
     char inproc[64];
     service_t services[MAX_SERVICES];
@@ -118,11 +120,13 @@ px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t
         self->opts.service_name = "server";
     }
     self->endpoint_cfg = strdup(opts->endpoint);
+    self->on_behalf_callers = strdup(opts->on_behalf_callers ? opts->on_behalf_callers : "");
+    self->opts.on_behalf_callers = self->on_behalf_callers;
     self->stop_pipe[0] = self->stop_pipe[1] = -1;
     pthread_mutex_init(&self->stop_lock, NULL);
     s_worker_count(self);
     snprintf(self->inproc, sizeof self->inproc, "inproc://px-rpc-%lu", px__unique_id());
-    if (!self->endpoint_cfg) {
+    if (!self->endpoint_cfg || !self->on_behalf_callers) {
         px_rpc_server_destroy(&self);
         px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
         return NULL;
@@ -274,7 +278,8 @@ static void s_send_reply(void *sock, zmq_msg_t *client, uint64_t call_id, px_cod
 }
 
 static void s_log_call(px_rpc_server_t *server, const char *method, const char *request_id,
-                       const char *caller, px_code_t code, const char *message, int64_t dur_us)
+                       const char *caller, const char *on_behalf_of, px_code_t code,
+                       const char *message, int64_t dur_us)
 {
     px_log_level_t level = PX_LOG_DEBUG;
     if (code == PX_INTERNAL || code == PX_UNKNOWN || code == PX_DATA_LOSS) {
@@ -285,10 +290,56 @@ static void s_log_call(px_rpc_server_t *server, const char *method, const char *
     if (!px_log_enabled(server->opts.log, level)) {
         return;
     }
-    px_log_emit(server->opts.log, level, "RPC-CALL", code == PX_OK ? "call" : message,
-                PX_LOG_FIELDS(PX_LS("method", method), PX_LS("request_id", request_id),
-                              PX_LS("caller", caller), PX_LS("code", px_code_name(code)),
-                              PX_LI("duration_us", dur_us)));
+    px_log_field_t fields[] = {
+        PX_LS("method", method),
+        PX_LS("request_id", request_id),
+        PX_LS("caller", caller),
+        PX_LS("code", px_code_name(code)),
+        PX_LI("duration_us", dur_us),
+        PX_LS("on_behalf_of", on_behalf_of), /* cut off below when the call has none */
+        {PX_LOG_F_END, NULL, NULL, 0},
+    };
+    if (!*on_behalf_of) {
+        fields[5] = fields[6];
+    }
+    px_log_emit(server->opts.log, level, "RPC-CALL", code == PX_OK ? "call" : message, fields);
+}
+
+/* Is name one of the comma-separated whole names of list ("gate" is not "gateway")? */
+static bool s_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; n > 0 && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return true;
+        }
+        p += len + (end != NULL);
+    }
+    return false;
+}
+
+/* x-on-behalf-of, when the call carries it: only from a trusted caller, and a name. Fills
+ * msgbuf and returns the refusal's code, or OK. */
+static px_code_t s_check_on_behalf(const px_rpc_server_t *server, const char *caller,
+                                   const char *on_behalf_of, char *msgbuf, size_t cap)
+{
+    if (!s_listed(server->on_behalf_callers, caller)) {
+        char shown[64];
+        px_utf8_copy(shown, sizeof shown, px_utf8_valid(caller, strlen(caller)) ? caller : "?");
+        snprintf(msgbuf, cap, "caller \"%s\" may not act on behalf of others", shown);
+        return PX_PERMISSION_DENIED;
+    }
+    px_status_t st;
+    if (strlen(on_behalf_of) > PX_RPC_ON_BEHALF_MAX ||
+        px_text_check(PX_MD_ON_BEHALF_OF, on_behalf_of, PX_RPC_ON_BEHALF_MAX, true, &st) != PX_OK) {
+        snprintf(msgbuf, cap,
+                 "%s: must be 1 to %d bytes of UTF-8 without control characters (a name)",
+                 PX_MD_ON_BEHALF_OF, PX_RPC_ON_BEHALF_MAX);
+        return PX_INVALID_ARGUMENT;
+    }
+    return PX_OK;
 }
 
 /* Runs one call received by a worker. Every path answers exactly once. */
@@ -307,6 +358,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     const char *method = "";
     const char *request_id = "";
     const char *caller = "";
+    const char *on_behalf_of = "";
     zmq_msg_t reply_body;
     int have_body = 0;
     ProtobufCAllocator alloc = px__arena_allocator(w->arena);
@@ -360,6 +412,17 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         snprintf(msgbuf, sizeof msgbuf, "a call has 2 frames (header, request), got %d", nparts);
         msg = msgbuf;
         goto reply;
+    }
+    /* Who may say whom it acts for is settled before anything else is looked at: a refused
+     * call runs nothing, and its log line does not repeat the claim. */
+    const char *obo = px_md_get(w->md, PX_MD_ON_BEHALF_OF);
+    if (obo) {
+        code = s_check_on_behalf(server, caller, obo, msgbuf, sizeof msgbuf);
+        if (code != PX_OK) {
+            msg = msgbuf;
+            goto reply;
+        }
+        on_behalf_of = obo;
     }
     int64_t deadline = 0;
     if (h->timeout_ms > 0) {
@@ -416,6 +479,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         .method = method,
         .request_id = request_id,
         .caller = caller,
+        .on_behalf_of = on_behalf_of,
         .md = w->md,
         .deadline_us = deadline,
         .started_us = px_clock_us(),
@@ -458,7 +522,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
 
 reply:
     s_send_reply(w->sock, client, call_id, code, msg, w->reply_md, have_body ? &reply_body : NULL);
-    s_log_call(server, method, request_id, caller, code, msg, px_clock_us() - start);
+    s_log_call(server, method, request_id, caller, on_behalf_of, code, msg, px_clock_us() - start);
 }
 
 static void s_recv_rest(void *sock)
@@ -969,6 +1033,7 @@ void px_rpc_server_destroy(px_rpc_server_t **self_p)
         pthread_mutex_destroy(&self->stop_lock);
         free(self->workers);
         free(self->endpoint_cfg);
+        free(self->on_behalf_callers);
         free(self);
         *self_p = NULL;
     }
@@ -1004,6 +1069,11 @@ const char *px_rpc_ctx_request_id(const px_rpc_ctx_t *ctx)
 const char *px_rpc_ctx_caller(const px_rpc_ctx_t *ctx)
 {
     return ctx->caller;
+}
+
+const char *px_rpc_ctx_on_behalf_of(const px_rpc_ctx_t *ctx)
+{
+    return ctx->on_behalf_of ? ctx->on_behalf_of : "";
 }
 
 const px_md_t *px_rpc_ctx_metadata(const px_rpc_ctx_t *ctx)

@@ -143,6 +143,8 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         .max_message = (size_t)max_message,
         .db_url = db_url,
         .drain_ms = (int)drain_ms,
+        .on_behalf_callers =
+            def->on_behalf_option ? px_config_get(cfg, def->on_behalf_option) : NULL,
         .log = log,
     };
     server = px_rpc_server_new(&so, &st);

@@ -19,6 +19,11 @@ static const px_config_option_t s_options[] = {
      "how long PlanWave waits for the activation service's progress"},
     {"noshow-lookback-days", "PX_NOSHOW_LOOKBACK_DAYS", "28",
      "a no-show within this many days puts a volunteer last in PlanWave"},
+    /* The activation service passes on whom its callers act for when it asks about units,
+     * campaigns and duty: it must be trusted here for that. */
+    {"on-behalf-callers", "PX_ON_BEHALF_CALLERS", "gateway,pxctl,activation",
+     "callers (comma-separated) trusted to say whom they act for (x-on-behalf-of), which audit "
+     "rows keep"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -70,6 +75,7 @@ int main(int argc, char **argv)
         .nmigrations = px_roster_migrations_count,
         .peers = s_peers,
         .options = s_options,
+        .on_behalf_option = "on-behalf-callers",
         .state_new = s_state_new,
         .state_destroy = s_state_destroy,
     };

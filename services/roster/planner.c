@@ -298,7 +298,10 @@ static void s_ask_progress(px_rpc_ctx_t *ctx, s_plan_t *plan)
     if (parent_deadline > 0 && parent_deadline < deadline) {
         deadline = parent_deadline;
     }
-    px_rpc_call_opts_t opts = {.deadline_us = deadline, .idempotent = true, .parent = ctx};
+    /* Progress is no one person's record: the activation service trusts only its person
+     * readers to say whom they act for, and the roster is not one, so that is left off. */
+    px_rpc_call_opts_t opts = {
+        .deadline_us = deadline, .idempotent = true, .parent = ctx, .drop_on_behalf = true};
 
     char *reason = NULL;
     for (size_t j = 0; j < np; j++) {

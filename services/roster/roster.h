@@ -45,8 +45,9 @@ extern const size_t roster_duty_methods_count;
 extern const px_rpc_method_t roster_planner_methods[];
 extern const size_t roster_planner_methods_count;
 
-/* Appends one row to the audit table (inside the caller's transaction): caller, method and
- * request id from ctx, detail a JSON object text or NULL. */
+/* Appends one row to the audit table (inside the caller's transaction): caller, whom it acts
+ * for (x-on-behalf-of, "" when nobody), method and request id from ctx, detail a JSON object
+ * text or NULL. */
 px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */

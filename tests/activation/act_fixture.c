@@ -237,7 +237,7 @@ static int s_spawn(act_fixture_t *f)
                           db_arg,
                           roster_arg,
                           "--log-level=info",
-                          "--person-readers=activation-test",
+                          "--person-readers=activation-test,gateway",
                           "--citizen-key=" ACT_T_SECRET,
                           "--verify-interval-ms=300",
                           NULL};

@@ -30,6 +30,7 @@ static void s_fill_common(px_rpc_ctx_t *ctx, Phuxanh__Test__V1__EchoReply *rep)
 {
     rep->request_id = px_rpc_ctx_strdup(ctx, px_rpc_ctx_request_id(ctx));
     rep->caller = px_rpc_ctx_strdup(ctx, px_rpc_ctx_caller(ctx));
+    rep->on_behalf_of = px_rpc_ctx_strdup(ctx, px_rpc_ctx_on_behalf_of(ctx));
     int64_t left = px_rpc_ctx_remaining_us(ctx);
     rep->remaining_ms = left > 0 ? left / 1000 : left;
     rep->pid = (int32_t)getpid();
@@ -95,7 +96,8 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
         return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no peer named self (--self-endpoints)");
     }
     Phuxanh__Test__V1__EchoRequest empty = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
-    px_rpc_call_opts_t o = {.parent = ctx, .timeout_ms = req->inner_timeout_ms};
+    px_rpc_call_opts_t o = {
+        .parent = ctx, .timeout_ms = req->inner_timeout_ms, .drop_on_behalf = req->drop_on_behalf};
     ProtobufCMessage *inner = NULL;
     px_status_t st;
     if (px_rpc_client_call(peer, "/phuxanh.test.v1.Echo/Echo",
@@ -108,6 +110,7 @@ static px_code_t s_forward(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
     rep->remaining_ms = in->remaining_ms;
     rep->request_id = px_rpc_ctx_strdup(ctx, in->request_id ? in->request_id : "");
     rep->caller = px_rpc_ctx_strdup(ctx, in->caller ? in->caller : "");
+    rep->on_behalf_of = px_rpc_ctx_strdup(ctx, in->on_behalf_of ? in->on_behalf_of : "");
     rep->pid = in->pid;
     protobuf_c_message_free_unpacked(inner, NULL);
     return PX_OK;
@@ -157,6 +160,12 @@ static void s_state_destroy(void **state_p)
 /* Forward calls its own peer "self" (--self-endpoints), to test deadline propagation. */
 static const char *const s_peers[] = {"self", NULL};
 
+static const px_config_option_t s_options[] = {
+    {"on-behalf-callers", "PX_ON_BEHALF_CALLERS", "",
+     "callers (comma-separated) trusted to send x-on-behalf-of"},
+    {NULL, NULL, NULL, NULL},
+};
+
 int main(int argc, char **argv)
 {
     /* The same main as every service: a database is optional here (--db-url makes health
@@ -169,6 +178,8 @@ int main(int argc, char **argv)
         .methods = s_methods,
         .nmethods = sizeof s_methods / sizeof s_methods[0],
         .peers = s_peers,
+        .options = s_options,
+        .on_behalf_option = "on-behalf-callers",
         .state_new = s_state_new,
         .state_destroy = s_state_destroy,
     };
