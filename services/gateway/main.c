@@ -1,0 +1,256 @@
+/*
+ * main.c - px-gateway: the one HTTP door to the roster and activation services.
+ *
+ * Builds the parts from PX_* configuration (see --help) and hands requests to
+ * them (gateway.h tells how a request flows). The main thread then only waits
+ * for signals: SIGHUP reloads the token file (a bad file keeps the old tokens and
+ * says which line), SIGTERM or SIGINT stop the gateway gracefully: no new
+ * connections, live streams ended, calls in flight answered (or, past a bound,
+ * answered UNAVAILABLE), then the server stops.
+ *
+ * The gateway keeps no state a restart may lose: tokens come from their file,
+ * progress answers and the feed's ring are rebuilt from the services.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "gateway.h"
+#include "phuxanh/config.h"
+
+#ifndef PX_VERSION
+#define PX_VERSION "0.0.0"
+#endif
+
+static const px_config_option_t s_options[] = {
+    {"http-listen", "PX_HTTP_LISTEN", "127.0.0.1:8080", "IPv4 address and port to serve HTTP on"},
+    {"roster-endpoints", "PX_ROSTER_ENDPOINTS", NULL,
+     "ZeroMQ endpoints of the roster service, comma separated"},
+    {"activation-endpoints", "PX_ACTIVATION_ENDPOINTS", NULL,
+     "ZeroMQ endpoints of the activation service, comma separated"},
+    {"activation-feed", "PX_ACTIVATION_FEED", "tcp://127.0.0.1:7103",
+     "the activation service's PUB endpoints (its pub-endpoint), comma separated"},
+    {"tokens-file", "PX_TOKENS_FILE", NULL,
+     "the API token file: '<sha256> <name> <role> [units=..] [rate=N] [burst=N]' per line"},
+    {"http-threads", "PX_HTTP_THREADS", "2", "threads serving HTTP connections"},
+    {"backend-threads", "PX_BACKEND_THREADS", "1", "threads calling the services"},
+    {"max-body", "PX_MAX_BODY", "1048576", "largest request body in bytes (413 past it)"},
+    {"max-header", "PX_MAX_HEADER", "32768", "bytes a request's head may take (431 past it)"},
+    {"idle-timeout-s", "PX_IDLE_TIMEOUT_S", "30", "seconds a quiet connection is kept"},
+    {"body-timeout-s", "PX_BODY_TIMEOUT_S", "30", "seconds a request body may take to arrive"},
+    {"max-connections", "PX_MAX_CONNECTIONS", "4096", "open connections at most"},
+    {"per-ip-connections", "PX_PER_IP_CONNECTIONS", "0",
+     "open connections per client address at most (0: no limit)"},
+    {"default-timeout-ms", "PX_DEFAULT_TIMEOUT_MS", "10000",
+     "a call's deadline when the request gives no Connect-Timeout-Ms"},
+    {"max-timeout-ms", "PX_MAX_TIMEOUT_MS", "60000", "the longest deadline a request may ask"},
+    {"rate", "PX_RATE", "50", "requests per second a token may make (its own rate= wins)"},
+    {"burst", "PX_BURST", "100", "requests a token may make at once (its own burst= wins)"},
+    {"progress-max-age-ms", "PX_PROGRESS_MAX_AGE_MS", "5000",
+     "longest a progress answer is served from memory (0: never)"},
+    {"feed-ring", "PX_FEED_RING", "10000", "live events kept for /v1/events to resume from"},
+    {"feed-heartbeat-ms", "PX_FEED_HEARTBEAT_MS", "1000",
+     "the activation feed's heartbeat period (its pub-heartbeat-ms)"},
+    {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    {NULL, NULL, NULL, NULL},
+};
+
+typedef struct {
+    const char *name;
+    int64_t min, max, *out;
+} s_int_opt_t;
+
+/* Enough descriptors for max-connections plus the services' sockets; the soft limit is
+ * often 1,024, below what a gateway holding 1,000 suspended requests needs. */
+static void s_raise_nofile(px_log_t *log, int64_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t target = (rlim_t)want;
+    if (rl.rlim_max != RLIM_INFINITY && target > rl.rlim_max) {
+        target = rl.rlim_max;
+    }
+    if (rl.rlim_cur < target) {
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            px_log_emit(log, PX_LOG_WARN, "GW-NOFILE", "cannot raise the open file limit",
+                        PX_LOG_FIELDS(PX_LS("error", strerror(errno))));
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    bool help = false;
+    px_status_t st;
+    px_config_t *cfg = NULL;
+    px_log_t *log = NULL;
+    gw_http_t *http = NULL;
+    gw_t gw;
+    memset(&gw, 0, sizeof gw);
+    snprintf(gw.version, sizeof gw.version, "%s", PX_VERSION);
+
+    /* Every thread made from here on inherits the mask; only this one takes signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    cfg = px_config_parse("px-gateway", "the HTTP gateway of phuxanh (Connect, REST, dashboard)",
+                          s_options, argc, argv, &help, &st);
+    if (!cfg) {
+        if (!help) {
+            fprintf(stderr, "px-gateway: %s\n", st.message);
+        }
+        return help ? 0 : 2;
+    }
+    px_log_level_t level;
+    if (!px_log_level_parse(px_config_get(cfg, "log-level"), &level)) {
+        fprintf(stderr, "px-gateway: log-level: expected debug, info, warn or error\n");
+        px_config_destroy(&cfg);
+        return 2;
+    }
+    log = px_log_new("gateway", level, 2);
+    gw.log = log;
+
+    int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
+        def_timeout, max_timeout, rate, burst, max_age, ring, hb;
+    const s_int_opt_t ints[] = {
+        {"http-threads", 1, 64, &http_threads},
+        {"backend-threads", 1, 64, &backend_threads},
+        {"max-body", 1024, 64 * 1024 * 1024, &max_body},
+        {"max-header", 4096, 1024 * 1024, &max_header},
+        {"idle-timeout-s", 1, 3600, &idle_s},
+        {"body-timeout-s", 1, 3600, &body_s},
+        {"max-connections", 16, 1000000, &max_conn},
+        {"per-ip-connections", 0, 1000000, &per_ip},
+        {"default-timeout-ms", 1, 3600000, &def_timeout},
+        {"max-timeout-ms", 1, 24 * 3600000LL, &max_timeout},
+        {"rate", 1, 1000000, &rate},
+        {"burst", 1, 1000000, &burst},
+        {"progress-max-age-ms", 0, 3600000, &max_age},
+        {"feed-ring", 16, 10000000, &ring},
+        {"feed-heartbeat-ms", 100, 60000, &hb},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (px_config_int(cfg, ints[i].name, ints[i].min, ints[i].max, ints[i].out, &st) != PX_OK) {
+            px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", st.message, NULL);
+            rc = 2;
+            goto done;
+        }
+    }
+    s_raise_nofile(log, max_conn + 1024);
+    gw.limits = (gw_limits_t){(size_t)max_body, def_timeout, max_timeout};
+
+    gw.auth = gw_auth_new(px_config_get(cfg, "tokens-file"), (double)rate, (double)burst, log, &st);
+    if (!gw.auth) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-TOKENS", st.message, NULL);
+        rc = 2;
+        goto done;
+    }
+    gw.progress = gw_progress_new(max_age);
+    gw.stats = gw_stats_new();
+    gw_backend_opts_t bo = {
+        .endpoints = {[GW_SVC_ROSTER] = px_config_get(cfg, "roster-endpoints"),
+                      [GW_SVC_ACTIVATION] = px_config_get(cfg, "activation-endpoints")},
+        .threads = (int)backend_threads,
+        .log = log,
+    };
+    gw.backend = gw.progress && gw.stats ? gw_backend_new(&bo, &st) : NULL;
+    if (!gw.backend) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-START", gw.progress ? st.message : "out of memory",
+                    NULL);
+        goto done;
+    }
+    gw_feed_opts_t fo = {
+        .endpoints = px_config_get(cfg, "activation-feed"),
+        .ring = (size_t)ring,
+        .heartbeat_ms = (int)hb,
+        .progress = gw.progress,
+        .log = log,
+    };
+    gw.feed = gw_feed_new(&fo, &st);
+    if (!gw.feed) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-START", st.message, NULL);
+        goto done;
+    }
+    gw_http_opts_t ho = {
+        .listen = px_config_get(cfg, "http-listen"),
+        .threads = (int)http_threads,
+        .max_body = (size_t)max_body,
+        .max_header = (size_t)max_header,
+        .idle_timeout_s = (int)idle_s,
+        .body_timeout_s = (int)body_s,
+        .max_connections = (unsigned)max_conn,
+        .per_ip_connections = (unsigned)per_ip,
+        .gw = &gw,
+        .log = log,
+    };
+    http = gw_http_new(&ho, &st);
+    if (!http) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-START", st.message, NULL);
+        goto done;
+    }
+    px_log_emit(log, PX_LOG_INFO, "GW-START", "serving",
+                PX_LOG_FIELDS(PX_LS("listen", ho.listen), PX_LI("port", gw_http_port(http)),
+                              PX_LI("tokens", (int64_t)gw_auth_token_count(gw.auth))));
+    /* Scripts wait for this line on stdout to know the gateway is reachable. */
+    printf("READY http://127.0.0.1:%u\n", (unsigned)gw_http_port(http));
+    fflush(stdout);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            if (gw_auth_reload(gw.auth, &st) == PX_OK) {
+                px_log_emit(log, PX_LOG_INFO, "GW-TOKENS-RELOAD", "tokens reloaded",
+                            PX_LOG_FIELDS(PX_LI("tokens", (int64_t)gw_auth_token_count(gw.auth))));
+            } else {
+                px_log_emit(log, PX_LOG_ERROR, "GW-TOKENS-RELOAD",
+                            "token file refused; the old tokens stay",
+                            PX_LOG_FIELDS(PX_LS("detail", st.message)));
+            }
+            continue;
+        }
+        if (sig == SIGINT || sig == SIGTERM) {
+            break;
+        }
+    }
+    px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopping", NULL);
+    rc = 0;
+done:
+    /* Order matters: no new connections; streams ended; calls answered; then the server,
+     * which must have no request left suspended when it stops. */
+    if (http) {
+        gw_http_quiesce(http);
+    }
+    if (gw.feed) {
+        gw_feed_close(gw.feed);
+    }
+    if (gw.backend) {
+        gw_backend_stop(gw.backend);
+    }
+    gw_http_destroy(&http);
+    gw_feed_destroy(&gw.feed);
+    gw_backend_destroy(&gw.backend);
+    gw_stats_destroy(&gw.stats);
+    gw_progress_destroy(&gw.progress);
+    gw_auth_destroy(&gw.auth);
+    if (rc == 0) {
+        px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
+    }
+    px_log_destroy(&log);
+    px_config_destroy(&cfg);
+    return rc;
+}

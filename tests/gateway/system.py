@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""The whole phuxanh system for the gateway's tests: real processes on real databases.
+
+System() makes two fresh databases on the cluster of PX_TEST_PG_URL (tests/run.sh starts
+one), starts px-roster, px-activation and px-gateway on free ports, writes a token file with
+one token per role, optionally loads the Thuận An demo (deploy/load-demo.sh), and waits until
+the gateway's /readyz says every service answers. stop() ends the processes and drops the
+databases. Tests in Python import it; tests in other languages run under it:
+
+    system.py --build BUILD_DIR [--no-demo] -- node test.mjs
+
+which exports PX_GW_URL, PX_GW_TOKEN_<ROLE>, PX_GW_ADMIN_TOKEN..., the pids, and the paths
+of the logs, then stops everything when the command ends (its exit status is ours).
+"""
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The tokens every system has: name -> (role, units). The recorders cover one ward
+# (25966 Lái Thiêu) and one district (725 Thuận An) of the demo tree.
+TOKENS = {
+    "admin": ("admin", ""),
+    "viewer": ("viewer", ""),
+    "planner": ("planner", ""),
+    "recorder": ("recorder", "25966"),
+    "recorder-district": ("recorder", "725"),
+}
+CAMPAIGN = "tn-cuoi-tuan-2023"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql_bin():
+    bindir = os.environ.get("PX_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+    p = os.path.join(bindir, "psql")
+    return p if os.path.exists(p) else shutil.which("psql")
+
+
+def admin_sql(sql):
+    url = os.environ.get("PX_TEST_PG_URL")
+    if not url:
+        sys.exit("PX_TEST_PG_URL is not set: run the tests through tests/run.sh")
+    subprocess.run([psql_bin(), url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def db_url(name):
+    base = os.environ["PX_TEST_PG_URL"]
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+class System:
+    def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=()):
+        self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
+        self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
+        tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
+        self.dbs = {"roster": tag + "_roster", "activation": tag + "_activation"}
+        self.roster_ep = "tcp://127.0.0.1:%d" % free_port()
+        self.activation_ep = "tcp://127.0.0.1:%d" % free_port()
+        self.feed_ep = "tcp://127.0.0.1:%d" % free_port()
+        self.http_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.http_port
+        self.feed_heartbeat_ms = feed_heartbeat_ms
+        self.gateway_args = list(gateway_args)
+        self.procs = {}
+        self.tokens = {}
+        self.tokens_file = os.path.join(self.dir, "tokens")
+        self.secret = secrets.token_hex(32)
+
+    # ------------------------------------------------------------ processes
+    def bin(self, rel):
+        return os.path.join(self.build, rel)
+
+    def log(self, name):
+        return os.path.join(self.dir, name + ".log")
+
+    def _spawn(self, name, argv, env):
+        full = dict(os.environ)
+        full.update(env)
+        out = open(self.log(name), "ab")
+        p = subprocess.Popen(argv, env=full, stdout=subprocess.PIPE, stderr=out,
+                             start_new_session=True)
+        line = p.stdout.readline().decode(errors="replace")
+        if not line.startswith("READY"):
+            p.wait(timeout=10)
+            raise RuntimeError("%s did not start (%s); its log:\n%s"
+                               % (name, line.strip(), open(self.log(name)).read()[-3000:]))
+        self.procs[name] = p
+        return p
+
+    def start_roster(self):
+        return self._spawn("roster", [self.bin("services/roster/px-roster")], {
+            "PX_DB_URL": db_url(self.dbs["roster"]),
+            "PX_LISTEN": self.roster_ep,
+            "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
+            "PX_WORKERS": "2",
+        })
+
+    def start_activation(self):
+        return self._spawn("activation", [self.bin("services/activation/px-activation")], {
+            "PX_DB_URL": db_url(self.dbs["activation"]),
+            "PX_LISTEN": self.activation_ep,
+            "PX_ROSTER_ENDPOINTS": self.roster_ep,
+            "PX_CITIZEN_KEY": self.secret,
+            "PX_PUB_ENDPOINT": self.feed_ep,
+            "PX_PUB_HEARTBEAT_MS": str(self.feed_heartbeat_ms),
+            "PX_VERIFY_INTERVAL_MS": "1000",
+            "PX_WORKERS": "2",
+        })
+
+    def gateway_env(self):
+        return {
+            "PX_HTTP_LISTEN": "127.0.0.1:%d" % self.http_port,
+            "PX_ROSTER_ENDPOINTS": self.roster_ep,
+            "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
+            "PX_ACTIVATION_FEED": self.feed_ep,
+            "PX_FEED_HEARTBEAT_MS": str(self.feed_heartbeat_ms),
+            "PX_TOKENS_FILE": self.tokens_file,
+        }
+
+    def start_gateway(self, extra_env=None):
+        env = self.gateway_env()
+        env.update(extra_env or {})
+        return self._spawn("gateway", [self.bin("services/gateway/px-gateway")] +
+                           self.gateway_args, env)
+
+    def stop_process(self, name, sig=signal.SIGTERM, timeout=15):
+        p = self.procs.pop(name, None)
+        if not p:
+            return None
+        try:
+            p.send_signal(sig)
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            return p.wait()
+
+    def pid(self, name):
+        return self.procs[name].pid
+
+    # ------------------------------------------------------------ tokens
+    def write_tokens(self, extra_lines=()):
+        lines = ["# written by tests/gateway/system.py"]
+        for name, (role, units) in TOKENS.items():
+            tok = self.tokens.get(name) or secrets.token_urlsafe(32)
+            self.tokens[name] = tok
+            line = "%s %s %s" % (hashlib.sha256(tok.encode()).hexdigest(), name, role)
+            if units:
+                line += " units=" + units
+            lines.append(line)
+        lines += list(extra_lines)
+        with open(self.tokens_file + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(self.tokens_file + ".tmp", self.tokens_file)
+
+    # ------------------------------------------------------------ whole system
+    def start(self, demo=True):
+        for db in self.dbs.values():
+            admin_sql("CREATE DATABASE %s" % db)
+        self.write_tokens()
+        self.start_roster()
+        self.start_activation()
+        if demo:
+            self.load_demo()
+        self.start_gateway()
+        self.wait_ready()
+        return self
+
+    def load_demo(self):
+        env = dict(os.environ)
+        env.update({
+            "PX_ROSTER_ENDPOINTS": self.roster_ep,
+            "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
+            "PX_IMPORT_BIN": self.bin("services/roster/px-roster-import"),
+            "PX_ACTIVATION_DEMO_BIN": self.bin("services/activation/px-activation-demo"),
+            "PX_DEMO_CITIZENS": os.environ.get("PX_DEMO_CITIZENS", "600"),
+        })
+        with open(self.log("demo"), "ab") as out:
+            subprocess.run([os.path.join(ROOT, "deploy/load-demo.sh")], env=env, check=True,
+                           stdout=out, stderr=out)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return json.load(r)
+            except urllib.error.HTTPError as e:
+                last = e.read().decode(errors="replace")
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise RuntimeError("gateway not ready within %ds: %s" % (timeout, last))
+
+    def stop(self):
+        for name in ("gateway", "activation", "roster"):
+            self.stop_process(name)
+        for db in self.dbs.values():
+            try:
+                admin_sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+            except subprocess.CalledProcessError:
+                pass
+        if not os.environ.get("PX_TEST_KEEP_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def env(self):
+        e = {
+            "PX_GW_URL": self.url,
+            "PX_GW_CAMPAIGN": CAMPAIGN,
+            "PX_GW_DIR": self.dir,
+            "PX_GW_TOKENS_FILE": self.tokens_file,
+            "PX_GW_PID": str(self.pid("gateway")),
+            "PX_ACTIVATION_PID": str(self.pid("activation")),
+            "PX_ROSTER_PID": str(self.pid("roster")),
+            "PX_ACTIVATION_ENDPOINT": self.activation_ep,
+        }
+        for name, tok in self.tokens.items():
+            e["PX_GW_TOKEN_" + name.upper().replace("-", "_")] = tok
+        return e
+
+    # ------------------------------------------------------------ calling the gateway
+    def request(self, method, path, body=None, token="admin", headers=None, timeout=30):
+        """(status, headers, body bytes) of one HTTP request; token is a role name or None."""
+        h = dict(headers or {})
+        if token:
+            h.setdefault("Authorization", "Bearer " + self.tokens.get(token, token))
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def connect(self, method, message, token="admin", headers=None, service="activation"):
+        """A Connect JSON call: (status, parsed JSON answer)."""
+        svc = {"activation": "phuxanh.activation.v1.ActivationService",
+               "roster": "phuxanh.roster.v1.RosterService"}[service]
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        status, _, body = self.request("POST", "/%s/%s" % (svc, method), json.dumps(message),
+                                       token=token, headers=h)
+        return status, json.loads(body) if body else None
+
+
+def run_cases(cases, argv, demo=True, **system_args):
+    """Runs cases (functions taking the System) against one started system, or only the one
+    named in argv; prints ok/FAIL per case; returns the exit status."""
+    only = argv[0] if argv else None
+    system = System(**system_args)
+    failed = 0
+    try:
+        system.start(demo=demo)
+        for case in cases:
+            if only and case.__name__ != only:
+                continue
+            try:
+                case(system)
+                print("ok   %s" % case.__name__, flush=True)
+            except Exception as e:  # noqa: BLE001 - a failed case is reported, not raised
+                failed += 1
+                print("FAIL %s: %s: %s" % (case.__name__, type(e).__name__, e), flush=True)
+    finally:
+        if failed:
+            for name in ("gateway", "activation", "roster"):
+                path = system.log(name)
+                if os.path.exists(path):
+                    sys.stderr.write("---- last lines of %s.log\n" % name)
+                    sys.stderr.write("".join(open(path, errors="replace").readlines()[-20:]))
+        system.stop()
+    print("%d failed" % failed)
+    return 1 if failed else 0
+
+
+System.run_cases = staticmethod(run_cases)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", help="the build tree (default: PX_BIN_DIR or build/)")
+    ap.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    ap.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        ap.error("a command to run is needed after --")
+    system = System(build=args.build)
+    rc = 1
+    try:
+        system.start(demo=not args.no_demo)
+        env = dict(os.environ)
+        env.update(system.env())
+        rc = subprocess.run(cmd, env=env).returncode
+    finally:
+        if rc != 0:
+            for name in ("gateway", "activation", "roster"):
+                path = system.log(name)
+                if os.path.exists(path):
+                    sys.stderr.write("---- last lines of %s.log\n" % name)
+                    sys.stderr.write("".join(open(path, errors="replace").readlines()[-30:]))
+        system.stop()
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
