@@ -1,5 +1,6 @@
-# Finds a python3 that can import zmq and google.protobuf (PX_PYTHON3): the build uses it to read
-# method options from the protos (services/gateway), the interop tests to talk to services.
+# Finds a python3 that can import zmq, google.protobuf and prometheus_client (PX_PYTHON3):
+# the build uses it to read method options from the protos (services/gateway), the tests to talk
+# to services and to parse the metrics they render.
 #
 # The first python3 on PATH may be a private interpreter (pyenv, a virtualenv) without the
 # Debian modules, so try it and then the system one; -DPX_PYTHON3=... overrides the choice.
@@ -16,7 +17,7 @@ if(NOT PX_PYTHON3)
     message(FATAL_ERROR "python3 not found: install the Debian package 'python3'")
   endif()
   foreach(c ${_px_py_candidates})
-    execute_process(COMMAND ${c} -c "import zmq, google.protobuf"
+    execute_process(COMMAND ${c} -c "import zmq, google.protobuf, prometheus_client"
                     RESULT_VARIABLE _px_py_rc OUTPUT_QUIET ERROR_QUIET)
     if(_px_py_rc EQUAL 0)
       set(PX_PYTHON3 ${c} CACHE FILEPATH "python3 able to import zmq and google.protobuf" FORCE)
@@ -24,8 +25,9 @@ if(NOT PX_PYTHON3)
     endif()
   endforeach()
   if(NOT PX_PYTHON3)
-    message(FATAL_ERROR "no python3 (tried: ${_px_py_candidates}) can import zmq and google.protobuf: "
-                        "install the Debian packages 'python3-zmq' and 'python3-protobuf'")
+    message(FATAL_ERROR "no python3 (tried: ${_px_py_candidates}) can import zmq, google.protobuf and "
+                        "prometheus_client: install the Debian packages 'python3-zmq', "
+                        "'python3-protobuf' and 'python3-prometheus-client'")
   endif()
 endif()
 

@@ -10,7 +10,7 @@ PX_DEBIAN_PACKAGES=(
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
     libpq-dev libsodium-dev libmicrohttpd-dev libjansson-dev
     postgresql-15 postgresql-client-15
-    python3 python3-zmq python3-protobuf
+    python3 python3-zmq python3-protobuf python3-prometheus-client
     clang-format
     chromium
 )

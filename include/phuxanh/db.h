@@ -42,6 +42,10 @@ void px_db_destroy(px_db_t **self_p);
  * 0 means a single attempt. UNAVAILABLE when it never succeeded. */
 px_code_t px_db_connect(px_db_t *self, int64_t deadline_us, px_status_t *st);
 
+/* How many times a lost connection was made again (each DB-RECONNECT log line). Read by the
+ * thread that owns self. */
+uint64_t px_db_reconnects(const px_db_t *self);
+
 /* The live connection or NULL. For pipelining and COPY, which need libpq directly. */
 PGconn *px_db_conn(px_db_t *self);
 

@@ -23,6 +23,7 @@
 
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/status.h"
 
 /* Default largest message (either frame) a server or client accepts: gRPC's default. */
@@ -119,6 +120,11 @@ px_code_t px_rpc_server_add_peer(px_rpc_server_t *self, const char *name, const 
 
 /* Binds and starts the broker and workers. UNAVAILABLE when the endpoint cannot be bound. */
 px_code_t px_rpc_server_start(px_rpc_server_t *self, px_status_t *st);
+/* The server's metrics registry, served as phuxanh.metrics.v1.Metrics/GetMetrics (as every
+ * server serves Health). It holds the runtime's own families - px_rpc_calls_total{method,code},
+ * px_rpc_call_duration_seconds{method}, px_rpc_in_flight, px_rpc_queued and, with a database,
+ * px_db_reconnects_total - and a service adds its own (before start). Owned by the server. */
+px_metrics_t *px_rpc_server_metrics(px_rpc_server_t *self);
 /* The endpoint actually bound (useful with tcp://127.0.0.1:0 or "*"). */
 const char *px_rpc_server_endpoint(const px_rpc_server_t *self);
 /* Stops taking calls, finishes those in flight (bounded by drain_ms), joins the threads.

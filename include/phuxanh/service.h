@@ -13,6 +13,7 @@
 #include "phuxanh/config.h"
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/rpc.h"
 
 /* One table of handlers; a service's handler files export one each. */
@@ -41,6 +42,9 @@ typedef struct {
     /* Builds the state shared by all handlers after migrations ran; may be NULL. */
     void *(*state_new)(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_status_t *st);
     void (*state_destroy)(void **state_p);
+    /* Declares the service's own metric families in the server's registry (served with the
+     * runtime's by GetMetrics), after state_new and before serving; may be NULL. */
+    px_code_t (*metrics)(void *state, px_metrics_t *metrics, px_status_t *st);
     /* Called once serving, from the main thread's view; may start background threads. */
     px_code_t (*started)(void *state, const px_config_t *cfg, px_status_t *st);
 } px_service_def_t;

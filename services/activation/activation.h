@@ -20,6 +20,7 @@
 #include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/roster/v1/roster.pb-c.h"
 #include "phuxanh/rpc.h"
 
@@ -133,6 +134,12 @@ typedef struct {
     act_retention_t *retention; /* retention.c */
     act_pub_t *pub;             /* NULL when pub-endpoint is empty or could not be bound */
     char person_readers[512];   /* callers allowed one person's records, comma-separated */
+    /* In the server's metrics registry (main.c's metrics hook); NULL until then, and a NULL
+     * series takes updates as no-ops. */
+    px_metrics_series_t *m_events_recorded;
+    px_metrics_series_t *m_events_duplicate;
+    px_metrics_series_t *m_events_refused;
+    px_metrics_series_t *m_feed_dropped; /* copied from act_pub_dropped when collected */
 } act_t;
 
 /* Method tables, one per file. */

@@ -1175,6 +1175,10 @@ static px_code_t s_record_events(px_rpc_ctx_t *ctx, const ProtobufCMessage *requ
         resp->duplicates += it->code == PX_OK && it->dup;
         resp->refused += it->code != PX_OK;
     }
+    const act_t *act = px_rpc_ctx_state(ctx);
+    px_metrics_add(act->m_events_recorded, resp->recorded);
+    px_metrics_add(act->m_events_duplicate, resp->duplicates);
+    px_metrics_add(act->m_events_refused, resp->refused);
 done:
     free(order);
     free(b.cits);

@@ -198,6 +198,39 @@ static px_code_t s_started(void *state, const px_config_t *cfg, px_status_t *st)
     return self->verifier ? PX_OK : st->code;
 }
 
+/* The feed's drops are counted by the publisher (an atomic of its own): copied in at each
+ * GetMetrics rather than threading the registry through it. */
+static void s_collect(void *data, px_metrics_t *metrics)
+{
+    (void)metrics;
+    act_t *self = data;
+    px_metrics_set(self->m_feed_dropped, (double)act_pub_dropped(self->pub));
+}
+
+static px_code_t s_metrics(void *state, px_metrics_t *metrics, px_status_t *st)
+{
+    act_t *self = state;
+    static const char *const outcome[] = {"outcome", NULL};
+    px_metrics_family_t *events = px_metrics_counter(
+        metrics, "px_activation_events_total",
+        "Events of committed RecordEvents calls, by outcome: recorded, duplicate (a key or a "
+        "stage seen before) or refused (the event's own result not OK).",
+        outcome);
+    px_metrics_family_t *dropped =
+        px_metrics_counter(metrics, "px_activation_feed_dropped_total",
+                           "Count changes not published on the live feed (CountsChanged): a "
+                           "full queue or a slow subscriber.",
+                           NULL);
+    if (!events || !dropped || px_metrics_on_collect(metrics, s_collect, self) != 0) {
+        return px_status_set(st, PX_INTERNAL, "metrics: cannot declare the service's families");
+    }
+    self->m_events_recorded = px_metrics_series(events, (const char *const[]){"recorded"});
+    self->m_events_duplicate = px_metrics_series(events, (const char *const[]){"duplicate"});
+    self->m_events_refused = px_metrics_series(events, (const char *const[]){"refused"});
+    self->m_feed_dropped = px_metrics_series(dropped, NULL);
+    return PX_OK;
+}
+
 int main(int argc, char **argv)
 {
     const px_service_methods_t methods[] = {
@@ -223,6 +256,7 @@ int main(int argc, char **argv)
         .on_behalf_option = "person-readers",
         .state_new = s_state_new,
         .state_destroy = s_state_destroy,
+        .metrics = s_metrics,
         .started = s_started,
     };
     return px_service_main(&def, argc, argv);

@@ -56,10 +56,11 @@ struct px_db_t {
     int64_t attempt_timeout_us;
 
     PGconn *conn;
-    bool broken;        /* conn failed; drop it on the next use */
-    bool in_tx;         /* conn was inside a transaction after the last statement */
-    bool tx_lost;       /* a connection was lost inside a transaction the caller has not ended */
-    int64_t lost_at_us; /* when a working connection was dropped, for the reconnect log */
+    bool broken;         /* conn failed; drop it on the next use */
+    bool in_tx;          /* conn was inside a transaction after the last statement */
+    bool tx_lost;        /* a connection was lost inside a transaction the caller has not ended */
+    int64_t lost_at_us;  /* when a working connection was dropped, for the reconnect log */
+    uint64_t reconnects; /* connections made again after one was lost (px_db_reconnects) */
 
     /* Names of the statements prepared on conn. */
     char **prepared;
@@ -374,11 +375,17 @@ px_code_t px_db_connect(px_db_t *self, int64_t deadline_us, px_status_t *st)
     if (self->lost_at_us != 0) {
         int64_t down_ms = (px_clock_us() - self->lost_at_us) / 1000;
         self->lost_at_us = 0;
+        self->reconnects++;
         px_log_emit(self->log, PX_LOG_INFO, "DB-RECONNECT", "reconnected to PostgreSQL",
                     PX_LOG_FIELDS(PX_LI("attempts", attempts), PX_LI("down_ms", down_ms)));
     }
     px_status_clear(st);
     return PX_OK;
+}
+
+uint64_t px_db_reconnects(const px_db_t *self)
+{
+    return self->reconnects;
 }
 
 PGconn *px_db_conn(px_db_t *self)

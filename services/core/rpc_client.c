@@ -207,6 +207,7 @@ px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_op
         self->opts.caller = strdup(opts->caller);
     }
     px_rpc_client_set_idempotent(self, "/phuxanh.health.v1.Health/Check");
+    px_rpc_client_set_idempotent(self, "/phuxanh.metrics.v1.Metrics/GetMetrics");
     free(list);
     return self;
 fail:

@@ -43,7 +43,7 @@ int px__method_split(const char *full, char *service, size_t service_cap, char *
 /* Copies protobuf metadata entries into md; -1 when bounds are exceeded. */
 int px__md_from_pb(px_md_t *md, Phuxanh__Rpc__V1__MetadataEntry **entries, size_t n);
 
-/* ---- server internals seen by the health service */
+/* ---- server internals seen by the health and metrics services */
 struct px_rpc_server_t;
 int px__server_has_service(const struct px_rpc_server_t *server, const char *name);
 int px__server_has_db(const struct px_rpc_server_t *server);
@@ -70,8 +70,10 @@ struct px_rpc_ctx_t {
     px_status_t status;
 };
 
-/* The built-in Health service, registered by every server. */
+/* The built-in Health and Metrics services, registered by every server. */
 extern const px_rpc_method_t px__health_methods[];
 extern const size_t px__health_methods_count;
+extern const px_rpc_method_t px__metrics_methods[];
+extern const size_t px__metrics_methods_count;
 
 #endif

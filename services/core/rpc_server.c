@@ -11,6 +11,11 @@
  * can answer DEADLINE_EXCEEDED, without running the handler, for a call whose
  * budget ran out in the queue.
  *
+ * Every call is counted in the server's metrics registry by the thread that
+ * answers it (a worker, or the broker for the calls it refuses), under its
+ * method when the method is one served here and "other" otherwise: a method
+ * name is the caller's input, and must not grow the registry.
+ *
  * Frames between broker and worker:
  *   broker -> worker: [worker id] [client id] [meta: arrival us, part count] [header] [body]
  *   worker -> broker: [client id] [response header] [reply]   (also means "idle again")
@@ -30,6 +35,7 @@
 
 #include "phuxanh/clock.h"
 #include "phuxanh/health/v1/health.pb-c.h"
+#include "phuxanh/metrics/v1/metrics.pb-c.h"
 #include "phuxanh/text.h"
 #include "rpc_internal.h"
 
@@ -42,6 +48,8 @@
 #define MAX_PEERS 8
 #define MAX_WORKERS 256
 #define NAME_MAX_LEN 256
+/* The label of calls to methods not served here (or not read): see the top of the file. */
+#define OTHER_METHOD "other"
 
 typedef struct {
     const ProtobufCServiceDescriptor *desc;
@@ -80,6 +88,12 @@ struct px_rpc_server_t {
     void *frontend; /* created in start (bind errors reach the caller), then broker-owned */
     pthread_t broker;
     int broker_started;
+    px_metrics_t *metrics;
+    px_metrics_family_t *m_calls;    /* px_rpc_calls_total{method,code} */
+    px_metrics_family_t *m_duration; /* px_rpc_call_duration_seconds{method} */
+    px_metrics_series_t *m_in_flight;
+    px_metrics_series_t *m_queued;
+    px_metrics_series_t *m_reconnects; /* NULL without a database */
     int stop_pipe[2];
     int stopped;
     pthread_mutex_t stop_lock;
@@ -95,6 +109,45 @@ static void s_worker_count(px_rpc_server_t *self)
     } else {
         self->nworkers = self->opts.workers > MAX_WORKERS ? MAX_WORKERS : self->opts.workers;
     }
+}
+
+/* Buckets of px_rpc_call_duration_seconds: 0.5 ms (a cached read) to 10 s (the default
+ * deadline), about 2.5x apart. */
+static const double s_duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+static int s_metrics_declare(px_rpc_server_t *self)
+{
+    static const char *const method_code[] = {"method", "code", NULL};
+    static const char *const method[] = {"method", NULL};
+    self->metrics = px_metrics_new();
+    if (!self->metrics) {
+        return -1;
+    }
+    self->m_calls = px_metrics_counter(self->metrics, "px_rpc_calls_total",
+                                       "Calls answered, by method and status code.", method_code);
+    self->m_duration = px_metrics_histogram(
+        self->metrics, "px_rpc_call_duration_seconds",
+        "Time from a call's arrival to its answer (the wait for a worker included), by method.",
+        method, s_duration_buckets, sizeof s_duration_buckets / sizeof s_duration_buckets[0]);
+    self->m_in_flight = px_metrics_series(
+        px_metrics_gauge(self->metrics, "px_rpc_in_flight", "Calls being run by a worker.", NULL),
+        NULL);
+    self->m_queued = px_metrics_series(
+        px_metrics_gauge(self->metrics, "px_rpc_queued", "Calls waiting for a worker.", NULL),
+        NULL);
+    if (px__server_has_db(self)) {
+        self->m_reconnects = px_metrics_series(
+            px_metrics_counter(self->metrics, "px_db_reconnects_total",
+                               "Times a worker connected again to the database after losing "
+                               "its connection.",
+                               NULL),
+            NULL);
+    }
+    return self->m_calls && self->m_duration && self->m_in_flight && self->m_queued &&
+                   (self->m_reconnects || !px__server_has_db(self))
+               ? 0
+               : -1;
 }
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st)
@@ -131,11 +184,18 @@ px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t
         px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
         return NULL;
     }
+    if (s_metrics_declare(self) != 0) {
+        px_rpc_server_destroy(&self);
+        px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
     px_status_t ignore;
     if (px_rpc_server_add(self, &phuxanh__health__v1__health__descriptor, px__health_methods,
-                          px__health_methods_count, NULL, &ignore) != PX_OK) {
+                          px__health_methods_count, NULL, &ignore) != PX_OK ||
+        px_rpc_server_add(self, &phuxanh__metrics__v1__metrics__descriptor, px__metrics_methods,
+                          px__metrics_methods_count, NULL, &ignore) != PX_OK) {
         px_rpc_server_destroy(&self);
-        px_status_set(st, PX_INTERNAL, "health service: %s", ignore.message);
+        px_status_set(st, PX_INTERNAL, "built-in services: %s", ignore.message);
         return NULL;
     }
     return self;
@@ -230,6 +290,11 @@ int px__server_has_db(const px_rpc_server_t *self)
     return self->opts.db_url != NULL && *self->opts.db_url;
 }
 
+px_metrics_t *px_rpc_server_metrics(px_rpc_server_t *self)
+{
+    return self->metrics;
+}
+
 const char *px_rpc_server_endpoint(const px_rpc_server_t *self)
 {
     return self->bound;
@@ -246,6 +311,7 @@ typedef struct {
     px_rpc_client_t *peers[MAX_PEERS];
     px_md_t *md;
     px_md_t *reply_md;
+    uint64_t db_reconnects; /* of db, as last counted in the metrics */
 } wstate_t;
 
 static const service_t *s_find_service(const px_rpc_server_t *self, const char *name)
@@ -342,6 +408,33 @@ static px_code_t s_check_on_behalf(const px_rpc_server_t *server, const char *ca
     return PX_OK;
 }
 
+/* The method label of a call: its name when this server serves it, OTHER_METHOD otherwise. */
+static const char *s_method_label(const px_rpc_server_t *server, const char *method)
+{
+    char svc_name[NAME_MAX_LEN], m_name[NAME_MAX_LEN];
+    if (!method ||
+        px__method_split(method, svc_name, sizeof svc_name, m_name, sizeof m_name) != 0) {
+        return OTHER_METHOD;
+    }
+    const service_t *svc = s_find_service(server, svc_name);
+    return svc && protobuf_c_service_descriptor_get_method_by_name(svc->desc, m_name)
+               ? method
+               : OTHER_METHOD;
+}
+
+/* Counts an answered call; dur_us < 0: it never reached a worker (no duration). */
+static void s_count_call(px_rpc_server_t *server, const char *method, px_code_t code,
+                         int64_t dur_us)
+{
+    const char *label = s_method_label(server, method);
+    const char *mc[2] = {label, px_code_name(code)};
+    px_metrics_inc(px_metrics_series(server->m_calls, mc));
+    if (dur_us >= 0) {
+        const char *m[1] = {label};
+        px_metrics_observe(px_metrics_series(server->m_duration, m), (double)dur_us / 1e6);
+    }
+}
+
 /* Runs one call received by a worker. Every path answers exactly once. */
 static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2], zmq_msg_t *hdr_m,
                           zmq_msg_t *body_m)
@@ -364,6 +457,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     ProtobufCAllocator alloc = px__arena_allocator(w->arena);
     Phuxanh__Rpc__V1__RequestHeader *h = NULL;
 
+    px_metrics_add(server->m_in_flight, 1);
     px__arena_reset(w->arena);
     px_md_destroy(&w->md);
     px_md_destroy(&w->reply_md);
@@ -522,7 +616,16 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
 
 reply:
     s_send_reply(w->sock, client, call_id, code, msg, w->reply_md, have_body ? &reply_body : NULL);
-    s_log_call(server, method, request_id, caller, on_behalf_of, code, msg, px_clock_us() - start);
+    int64_t end = px_clock_us();
+    s_log_call(server, method, request_id, caller, on_behalf_of, code, msg, end - start);
+    s_count_call(server, method, code, end - arrived);
+    px_metrics_add(server->m_in_flight, -1);
+    /* The db module counts its reconnections; the difference is this worker's news. */
+    uint64_t reconnects = w->db ? px_db_reconnects(w->db) : 0;
+    if (reconnects != w->db_reconnects) {
+        px_metrics_add(server->m_reconnects, (double)(reconnects - w->db_reconnects));
+        w->db_reconnects = reconnects;
+    }
 }
 
 static void s_recv_rest(void *sock)
@@ -663,13 +766,19 @@ static void s_pending_close(pending_t *p)
 static void s_broker_refuse(broker_t *b, pending_t *p, px_code_t code, const char *message)
 {
     uint64_t call_id = 0;
+    const char *method = NULL;
+    Phuxanh__Rpc__V1__RequestHeader *h = NULL;
     if (p->nparts >= 1 && zmq_msg_size(&p->parts[0]) <= PX_RPC_MAX_HEADER) {
-        Phuxanh__Rpc__V1__RequestHeader *h = phuxanh__rpc__v1__request_header__unpack(
-            NULL, zmq_msg_size(&p->parts[0]), zmq_msg_data(&p->parts[0]));
+        h = phuxanh__rpc__v1__request_header__unpack(NULL, zmq_msg_size(&p->parts[0]),
+                                                     zmq_msg_data(&p->parts[0]));
         if (h) {
             call_id = h->call_id;
-            phuxanh__rpc__v1__request_header__free_unpacked(h, NULL);
+            method = h->method;
         }
+    }
+    s_count_call(b->server, method, code, -1);
+    if (h) {
+        phuxanh__rpc__v1__request_header__free_unpacked(h, NULL);
     }
     zmq_msg_t client;
     zmq_msg_init(&client);
@@ -710,6 +819,7 @@ static void s_front_ready(broker_t *b)
         } else if (b->qlen < QUEUE_MAX) {
             b->queue[(b->qhead + b->qlen) % QUEUE_MAX] = p;
             b->qlen++;
+            px_metrics_set(b->server->m_queued, (double)b->qlen);
         } else {
             s_broker_refuse(b, &p, PX_RESOURCE_EXHAUSTED, "server overloaded: call queue full");
         }
@@ -754,6 +864,7 @@ static void s_back_ready(broker_t *b)
             pending_t *p = &b->queue[b->qhead];
             b->qhead = (b->qhead + 1) % QUEUE_MAX;
             b->qlen--;
+            px_metrics_set(b->server->m_queued, (double)b->qlen);
             s_dispatch(b, p);
         }
     }
@@ -769,6 +880,7 @@ static void s_begin_drain(broker_t *b)
         b->qlen--;
         s_broker_refuse(b, p, PX_UNAVAILABLE, "server is shutting down");
     }
+    px_metrics_set(b->server->m_queued, 0);
     px_log_emit(b->server->opts.log, PX_LOG_INFO, "RPC-DRAIN",
                 "stopping: finishing calls in flight",
                 PX_LOG_FIELDS(PX_LI("busy", b->server->nworkers - b->nidle)));
@@ -1034,6 +1146,7 @@ void px_rpc_server_destroy(px_rpc_server_t **self_p)
         free(self->workers);
         free(self->endpoint_cfg);
         free(self->on_behalf_callers);
+        px_metrics_destroy(&self->metrics);
         free(self);
         *self_p = NULL;
     }

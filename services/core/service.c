@@ -159,6 +159,10 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
             goto done;
         }
     }
+    if (def->metrics && def->metrics(state, px_rpc_server_metrics(server), &st) != PX_OK) {
+        s_fail(log, "SVC-START", &st);
+        goto done;
+    }
     for (size_t i = 0; def->peers && def->peers[i]; i++) {
         char name[128];
         snprintf(name, sizeof name, "%s-endpoints", def->peers[i]);

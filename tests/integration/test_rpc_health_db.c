@@ -1,7 +1,7 @@
 /*
  * test_rpc_health_db.c - Health/Check follows the server's database: NOT_SERVING
  * while PostgreSQL refuses the server, SERVING again once it accepts it, with no
- * restart of the server.
+ * restart of the server; the reconnections show in px_db_reconnects_total.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "phuxanh/clock.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/rpc.h"
 #include "px_test.h"
 #include "testd_proc.h"
@@ -31,6 +32,30 @@ static int s_wait_health(px_rpc_client_t *c, int want)
     return got;
 }
 
+/* px_db_reconnects_total as GetMetrics answers it; -1 when the call or the family fails. */
+static double s_reconnects(px_rpc_client_t *c)
+{
+    Phuxanh__Metrics__V1__GetMetricsRequest req = PHUXANH__METRICS__V1__GET_METRICS_REQUEST__INIT;
+    ProtobufCMessage *rep = NULL;
+    px_status_t st;
+    double v = -1;
+    if (px_rpc_client_call(c, "/phuxanh.metrics.v1.Metrics/GetMetrics", &req.base,
+                           &phuxanh__metrics__v1__get_metrics_response__descriptor, &rep, NULL,
+                           &st) != PX_OK) {
+        return -1;
+    }
+    const Phuxanh__Metrics__V1__GetMetricsResponse *m =
+        (const Phuxanh__Metrics__V1__GetMetricsResponse *)rep;
+    for (size_t i = 0; i < m->n_families; i++) {
+        if (strcmp(m->families[i]->name, "px_db_reconnects_total") == 0 &&
+            m->families[i]->n_samples == 1) {
+            v = m->families[i]->samples[0]->value;
+        }
+    }
+    protobuf_c_message_free_unpacked(rep, NULL);
+    return v;
+}
+
 static void test_health_follows_database(void)
 {
     char *url = px_test_db_new("health");
@@ -45,6 +70,7 @@ static void test_health_follows_database(void)
     px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
     PX_REQUIRE(c);
     PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+    PX_CHECK(s_reconnects(c) == 0);
 
     char sql[512];
     snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", dbname);
@@ -64,6 +90,10 @@ static void test_health_follows_database(void)
     for (int i = 0; i < 6; i++) {
         PX_CHECK_INT_EQ(px_rpc_health_check(c, "", 3000, &st), SERVING);
     }
+    /* The workers that answered lost their connection and made it again: at least one (calls
+     * one after another may all go to the same worker), at most both. */
+    double reconnects = s_reconnects(c);
+    PX_CHECK(reconnects >= 1 && reconnects <= 2);
     px_rpc_client_destroy(&c);
     PX_CHECK_INT_EQ(testd_stop(&srv, SIGTERM), 0);
     free(url);
