@@ -126,6 +126,7 @@ static void s_start_call(s_worker_t *w, gw_call_t *call)
     if (!atomic_load(&be->reachable[call->service])) {
         snprintf(msg, sizeof msg, "the %s service is unavailable; retry later",
                  gw_svc_name(call->service));
+        gw_stats_backend_error(be->opts.stats, call->service, PX_UNAVAILABLE);
         s_complete(call, PX_UNAVAILABLE, msg);
         return;
     }
@@ -183,6 +184,10 @@ static void s_finish_call(s_worker_t *w, gw_svc_t svc, px_rpc_call_t *pc)
     if (code == PX_UNAVAILABLE) {
         /* Perhaps the service went away: the prober looks now rather than at its next turn. */
         atomic_store(&w->be->probe_now[svc], true);
+    }
+    if (code == PX_UNAVAILABLE || code == PX_DEADLINE_EXCEEDED || code == PX_INTERNAL ||
+        code == PX_UNKNOWN || code == PX_DATA_LOSS) {
+        gw_stats_backend_error(w->be->opts.stats, svc, code);
     }
     s_complete(call, code, px_rpc_call_message(pc));
     px_rpc_call_destroy(&pc);

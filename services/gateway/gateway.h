@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "phuxanh/log.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/rpc.h"
 #include "phuxanh/status.h"
 
@@ -170,6 +171,7 @@ typedef struct {
     int threads;                         /* backend threads; 0: 1 */
     int probe_up_ms;                     /* health probe period while a service is up */
     int probe_down_ms;                   /* ... while it is down */
+    gw_stats_t *stats;                   /* failed calls are counted here; may be NULL */
     px_log_t *log;
 } gw_backend_opts_t;
 
@@ -278,8 +280,11 @@ void gw_http_destroy(gw_http_t **self_p);
 
 /* ---------------------------------------------------------------- statistics (stats.c) */
 
-gw_stats_t *gw_stats_new(void);
+/* Reads the figures other modules keep from gw (cache, feed, backend, HTTP) when scraped. */
+gw_stats_t *gw_stats_new(gw_t *gw);
 void gw_stats_destroy(gw_stats_t **self_p);
+/* The registry, for other modules' families (webhooks) and for /metrics. */
+px_metrics_t *gw_stats_registry(gw_stats_t *self);
 /* One finished request: route label, HTTP status (0: never answered), duration. */
 void gw_stats_request(gw_stats_t *self, const char *route, unsigned status, int64_t dur_us);
 /* A call to a service that failed with UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL or UNKNOWN. */
@@ -392,6 +397,7 @@ struct gw_t {
     gw_progress_t *progress;
     gw_feed_t *feed;
     gw_stats_t *stats;
+    gw_http_t *http;
     char version[32];
 };
 

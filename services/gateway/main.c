@@ -158,11 +158,12 @@ int main(int argc, char **argv)
         goto done;
     }
     gw.progress = gw_progress_new(max_age);
-    gw.stats = gw_stats_new();
+    gw.stats = gw_stats_new(&gw);
     gw_backend_opts_t bo = {
         .endpoints = {[GW_SVC_ROSTER] = px_config_get(cfg, "roster-endpoints"),
                       [GW_SVC_ACTIVATION] = px_config_get(cfg, "activation-endpoints")},
         .threads = (int)backend_threads,
+        .stats = gw.stats,
         .log = log,
     };
     gw.backend = gw.progress && gw.stats ? gw_backend_new(&bo, &st) : NULL;
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
         .log = log,
     };
     http = gw_http_new(&ho, &st);
+    gw.http = http;
     if (!http) {
         px_log_emit(log, PX_LOG_ERROR, "GW-START", st.message, NULL);
         goto done;
@@ -241,6 +243,7 @@ done:
     if (gw.backend) {
         gw_backend_stop(gw.backend);
     }
+    gw.http = NULL; /* the stats' collect hook reads it */
     gw_http_destroy(&http);
     gw_feed_destroy(&gw.feed);
     gw_backend_destroy(&gw.backend);

@@ -27,6 +27,7 @@ typedef struct {
 static const s_route_t s_routes[] = {
     {"/healthz", false, M_GET | M_HEAD, false, "/healthz", gw_ops_healthz},
     {"/readyz", false, M_GET | M_HEAD, false, "/readyz", gw_ops_readyz},
+    {"/metrics", false, M_GET, true, "/metrics", gw_ops_metrics},
     {"/v1/progress", false, M_GET, true, "/v1/progress", gw_rest_progress},
     {"/v1/counts", false, M_GET, true, "/v1/counts", gw_rest_counts},
     {"/v1/events", false, M_GET, true, "/v1/events", gw_sse_events},

@@ -49,12 +49,32 @@ def case_request_id_travels(s):
     assert status == 200 and h["X-Request-Id"] == "test-rid-0001", h
 
 
+def case_metrics_parse_as_prometheus(s):
+    from prometheus_client.parser import text_string_to_metric_families
+    s.request("GET", "/v1/progress?campaign=%s&unit=725" % CAMPAIGN, token="viewer")
+    status, h, body = s.request("GET", "/metrics", token="viewer")
+    assert status == 200, (status, body[:200])
+    assert h["Content-Type"].startswith("text/plain; version=0.0.4"), h["Content-Type"]
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    reqs = fams["px_gateway_http_requests"]  # the parser drops _total from counter names
+    assert any(sm.labels.get("route") == "/v1/progress" and sm.labels.get("code") == "200"
+               for sm in reqs.samples), reqs.samples
+    assert "px_gateway_http_request_duration_seconds" in fams
+    calls = fams["px_rpc_calls"].samples
+    assert {sm.labels["service"] for sm in calls} >= {"roster", "activation"}, calls[:3]
+    up = {sm.labels["service"]: sm.value for sm in fams["px_gateway_service_up"].samples}
+    assert up == {"roster": 1.0, "activation": 1.0}, up
+    status, _, _ = s.request("GET", "/metrics", token=None)
+    assert status == 401, status
+
+
 CASES = [
     case_ready,
     case_progress_rest_and_connect_agree,
     case_no_token_401,
     case_viewer_may_not_forget,
     case_request_id_travels,
+    case_metrics_parse_as_prometheus,
 ]
 
 if __name__ == "__main__":
