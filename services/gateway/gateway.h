@@ -38,6 +38,7 @@ typedef struct gw_progress_t gw_progress_t;
 typedef struct gw_feed_t gw_feed_t;
 typedef struct gw_units_t gw_units_t;
 typedef struct gw_stats_t gw_stats_t;
+typedef struct gw_public_t gw_public_t;
 
 /* ---------------------------------------------------------------- a growing buffer (buf.c) */
 
@@ -304,6 +305,8 @@ void gw_sse_events(gw_req_t *req);  /* sse.c */
 void gw_ops_healthz(gw_req_t *req); /* ops.c */
 void gw_ops_readyz(gw_req_t *req);
 void gw_ops_metrics(gw_req_t *req);
+/* public.c: GET /public/v1/progress, without a token. */
+void gw_public_progress(gw_req_t *req);
 /* static.c: the dashboard's files; false when path names none (the router answers 404). */
 bool gw_static_serve(gw_req_t *req);
 
@@ -381,6 +384,18 @@ int gw_feed_read(gw_feed_t *self, uint64_t *next, gw_feed_visit_fn fn, void *ctx
 /* A stream that ends: never resume it again. */
 void gw_feed_forget(gw_feed_t *self, gw_req_t *req);
 
+/* ---------------------------------------------------------------- public progress (public.c) */
+
+typedef struct {
+    int64_t cache_ms; /* how long one answer serves everyone */
+    double rate;      /* requests per second per client address */
+    double burst;
+    int threshold; /* counts below it are shown as "<threshold" */
+} gw_public_opts_t;
+
+gw_public_t *gw_public_new(const gw_public_opts_t *opts);
+void gw_public_destroy(gw_public_t **self_p);
+
 /* ---------------------------------------------------------------- the gateway (main.c) */
 
 typedef struct {
@@ -398,6 +413,7 @@ struct gw_t {
     gw_feed_t *feed;
     gw_stats_t *stats;
     gw_http_t *http;
+    gw_public_t *public_progress; /* NULL: the public route is off */
     char version[32];
 };
 

@@ -54,6 +54,13 @@ static const px_config_option_t s_options[] = {
     {"feed-ring", "PX_FEED_RING", "10000", "live events kept for /v1/events to resume from"},
     {"feed-heartbeat-ms", "PX_FEED_HEARTBEAT_MS", "1000",
      "the activation feed's heartbeat period (its pub-heartbeat-ms)"},
+    {"public-progress", "PX_PUBLIC_PROGRESS", "off",
+     "on: serve /public/v1/progress without a token (units' progress, small counts hidden)"},
+    {"public-cache-ms", "PX_PUBLIC_CACHE_MS", "30000", "how long one public answer is reused"},
+    {"public-rate", "PX_PUBLIC_RATE", "2", "public requests per second per client address"},
+    {"public-burst", "PX_PUBLIC_BURST", "20", "public requests a client address may make at once"},
+    {"public-threshold", "PX_PUBLIC_THRESHOLD", "10",
+     "public counts below this are shown as \"<N\""},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
     {NULL, NULL, NULL, NULL},
 };
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
     gw.log = log;
 
     int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
-        def_timeout, max_timeout, rate, burst, max_age, ring, hb;
+        def_timeout, max_timeout, rate, burst, max_age, ring, hb, pub_cache, pub_rate, pub_burst,
+        pub_threshold;
     const s_int_opt_t ints[] = {
         {"http-threads", 1, 64, &http_threads},
         {"backend-threads", 1, 64, &backend_threads},
@@ -140,6 +148,10 @@ int main(int argc, char **argv)
         {"progress-max-age-ms", 0, 3600000, &max_age},
         {"feed-ring", 16, 10000000, &ring},
         {"feed-heartbeat-ms", 100, 60000, &hb},
+        {"public-cache-ms", 0, 3600000, &pub_cache},
+        {"public-rate", 1, 100000, &pub_rate},
+        {"public-burst", 1, 100000, &pub_burst},
+        {"public-threshold", 0, 1000000, &pub_threshold},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (px_config_int(cfg, ints[i].name, ints[i].min, ints[i].max, ints[i].out, &st) != PX_OK) {
@@ -156,6 +168,16 @@ int main(int argc, char **argv)
         px_log_emit(log, PX_LOG_ERROR, "GW-TOKENS", st.message, NULL);
         rc = 2;
         goto done;
+    }
+    const char *pub = px_config_get(cfg, "public-progress");
+    if (!pub || (strcmp(pub, "on") != 0 && strcmp(pub, "off") != 0)) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", "public-progress: on or off", NULL);
+        rc = 2;
+        goto done;
+    }
+    if (strcmp(pub, "on") == 0) {
+        gw_public_opts_t po = {pub_cache, (double)pub_rate, (double)pub_burst, (int)pub_threshold};
+        gw.public_progress = gw_public_new(&po);
     }
     gw.progress = gw_progress_new(max_age);
     gw.stats = gw_stats_new(&gw);
@@ -250,6 +272,7 @@ done:
     gw_stats_destroy(&gw.stats);
     gw_progress_destroy(&gw.progress);
     gw_auth_destroy(&gw.auth);
+    gw_public_destroy(&gw.public_progress);
     if (rc == 0) {
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }

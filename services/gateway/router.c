@@ -31,6 +31,7 @@ static const s_route_t s_routes[] = {
     {"/v1/progress", false, M_GET, true, "/v1/progress", gw_rest_progress},
     {"/v1/counts", false, M_GET, true, "/v1/counts", gw_rest_counts},
     {"/v1/events", false, M_GET, true, "/v1/events", gw_sse_events},
+    {"/public/v1/progress", false, M_GET, false, "/public/v1/progress", gw_public_progress},
 };
 
 static unsigned s_method_bit(const char *m)
