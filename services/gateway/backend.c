@@ -10,9 +10,11 @@
  *
  * Whether a service is reachable is found out by a health probe (thread 0, every
  * probe_up_ms while up, probe_down_ms while down, and at once after a call fails
- * UNAVAILABLE), not by every call waiting to find out: while a service is down,
- * calls to it fail UNAVAILABLE at once, and the first probe that reaches it lets
- * them through again; no restart needed.
+ * UNAVAILABLE), not by every call waiting to find out: while a service is down (no
+ * connection to any of its endpoints), calls to it fail UNAVAILABLE at once, and
+ * the first probe that reaches it lets them through again; no restart needed. A
+ * service that is connected but slow is not down: its calls wait for their
+ * deadlines. Readiness (/readyz) wants more: the probe answered, and SERVING.
  *
  * Thread 0 also keeps the unit tree (units.c) from the roster: a full read at
  * start, then every units_refresh_ms a ListUnits of what changed since the
@@ -215,9 +217,10 @@ static void s_probe_done(s_worker_t *w, s_bg_t *bg)
     gw_svc_t s = bg->svc;
     px_code_t code = px_rpc_call_code(bg->pc);
     bool was = atomic_load(&be->reachable[s]);
-    /* Any answer from the service itself means it is reachable; only the transport's
-     * failures mean it is not. */
-    bool reachable = code != PX_UNAVAILABLE && code != PX_DEADLINE_EXCEEDED;
+    /* Only "nobody to talk to" means down. A probe that times out found a service that is
+     * connected but slow (every worker busy, or the process paused): calls to it are let
+     * through to wait for their own deadlines rather than refused at once. */
+    bool reachable = code != PX_UNAVAILABLE;
     bool serving = false;
     if (code == PX_OK) {
         const Phuxanh__Health__V1__HealthCheckResponse *r =

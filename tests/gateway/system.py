@@ -29,14 +29,16 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# The tokens every system has: name -> (role, units). The recorders cover one ward
-# (25966 Lái Thiêu) and one district (725 Thuận An) of the demo tree.
+# The tokens every system has: name -> (role, the rest of its line). The recorders cover one
+# ward (25966 Lái Thiêu) and one district (725 Thuận An) of the demo tree; "bulk" is a viewer
+# whose rate limit load tests do not reach.
 TOKENS = {
     "admin": ("admin", ""),
     "viewer": ("viewer", ""),
     "planner": ("planner", ""),
-    "recorder": ("recorder", "25966"),
-    "recorder-district": ("recorder", "725"),
+    "recorder": ("recorder", "units=25966"),
+    "recorder-district": ("recorder", "units=725"),
+    "bulk": ("viewer", "rate=1000000 burst=1000000"),
 }
 CAMPAIGN = "tn-cuoi-tuan-2023"
 
@@ -158,12 +160,12 @@ class System:
     # ------------------------------------------------------------ tokens
     def write_tokens(self, extra_lines=()):
         lines = ["# written by tests/gateway/system.py"]
-        for name, (role, units) in TOKENS.items():
+        for name, (role, rest) in TOKENS.items():
             tok = self.tokens.get(name) or secrets.token_urlsafe(32)
             self.tokens[name] = tok
             line = "%s %s %s" % (hashlib.sha256(tok.encode()).hexdigest(), name, role)
-            if units:
-                line += " units=" + units
+            if rest:
+                line += " " + rest
             lines.append(line)
         lines += list(extra_lines)
         with open(self.tokens_file + ".tmp", "w") as f:
