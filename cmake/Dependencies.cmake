@@ -26,3 +26,5 @@ if(NOT PX_WKT_DIR)
   message(FATAL_ERROR "google/protobuf/timestamp.proto not found: install the Debian package 'libprotobuf-dev'")
 endif()
 find_package(Threads REQUIRED)
+# The gateway's webhooks: HTTP(S) client with many transfers in flight (multi interface).
+px_require_pkg(PX_CURL libcurl libcurl4-openssl-dev)
