@@ -703,3 +703,52 @@ void gw_call_start(gw_req_t *req, gw_call_t *call, const gw_method_t *m,
     call->user = user;
     gw_backend_submit(gw->backend, call);
 }
+
+/* ---------------------------------------------------------------- blocking calls */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} s_sync_t;
+
+static void s_sync_done(gw_call_t *call)
+{
+    s_sync_t *w = call->user;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+px_code_t gw_backend_call_sync(gw_backend_t *self, gw_svc_t svc, const char *path,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int64_t timeout_ms,
+                               ProtobufCMessage **reply, px_status_t *st)
+{
+    s_sync_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    gw_call_t call;
+    memset(&call, 0, sizeof call);
+    call.service = svc;
+    call.path = path;
+    call.request = request;
+    call.reply_type = reply_type;
+    call.deadline_us = px_clock_us() + timeout_ms * 1000;
+    call.idempotent = true;
+    px_rpc_request_id_new(call.request_id);
+    call.done = s_sync_done;
+    call.user = &w;
+    gw_backend_submit(self, &call);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) {
+        pthread_cond_wait(&w.cv, &w.mu);
+    }
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    *reply = call.reply;
+    if (call.code != PX_OK) {
+        return px_status_set(st, call.code, "%s", call.message);
+    }
+    return PX_OK;
+}

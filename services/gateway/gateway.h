@@ -39,6 +39,7 @@ typedef struct gw_feed_t gw_feed_t;
 typedef struct gw_units_t gw_units_t;
 typedef struct gw_stats_t gw_stats_t;
 typedef struct gw_public_t gw_public_t;
+typedef struct gw_webhooks_t gw_webhooks_t;
 
 /* ---------------------------------------------------------------- a growing buffer (buf.c) */
 
@@ -189,6 +190,12 @@ void gw_backend_submit(gw_backend_t *self, gw_call_t *call);
 /* Whether the service answered its last health probe (false when not configured). */
 bool gw_backend_up(gw_backend_t *self, gw_svc_t s);
 bool gw_backend_configured(gw_backend_t *self, gw_svc_t s);
+/* A call made and waited for, for threads of the gateway's own that may block (never an HTTP
+ * or backend thread). On OK *reply holds the answer (free_unpacked). */
+px_code_t gw_backend_call_sync(gw_backend_t *self, gw_svc_t svc, const char *path,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int64_t timeout_ms,
+                               ProtobufCMessage **reply, px_status_t *st);
 /* The unit tree the backend keeps from the roster (refreshed in the background). */
 gw_units_t *gw_backend_units(gw_backend_t *self);
 
@@ -305,6 +312,8 @@ void gw_sse_events(gw_req_t *req);  /* sse.c */
 void gw_ops_healthz(gw_req_t *req); /* ops.c */
 void gw_ops_readyz(gw_req_t *req);
 void gw_ops_metrics(gw_req_t *req);
+/* admin.c: POST /v1/webhooks/replay?since=RFC3339[&subscriber=NAME] (admin). */
+void gw_admin_webhooks_replay(gw_req_t *req);
 /* public.c: GET /public/v1/progress, without a token. */
 void gw_public_progress(gw_req_t *req);
 /* static.c: the dashboard's files; false when path names none (the router answers 404). */
@@ -370,7 +379,8 @@ typedef bool (*gw_feed_visit_fn)(void *ctx, const gw_feed_event_t *e);
 
 gw_feed_t *gw_feed_new(const gw_feed_opts_t *opts, px_status_t *st);
 void gw_feed_destroy(gw_feed_t **self_p);
-/* Ends every stream (their readers see the end) and stops parking new ones. */
+/* Ends every stream (their readers see the end), stops parking new ones, and stops the
+ * thread: on_change is not called after it returns. Streams may still call in until freed. */
 void gw_feed_close(gw_feed_t *self);
 /* Connected, heard within its heartbeat, and no gap since (what readiness reports). */
 bool gw_feed_ok(gw_feed_t *self);
@@ -414,6 +424,7 @@ struct gw_t {
     gw_stats_t *stats;
     gw_http_t *http;
     gw_public_t *public_progress; /* NULL: the public route is off */
+    gw_webhooks_t *webhooks;      /* NULL: no subscribers file */
     char version[32];
 };
 
