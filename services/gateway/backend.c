@@ -38,8 +38,12 @@
 
 #define PATH_HEALTH "/phuxanh.health.v1.Health/Check"
 #define PATH_LIST_UNITS "/phuxanh.roster.v1.RosterService/ListUnits"
-/* A probe is an answer from the service itself: it must come quickly or the service is not
- * reachable in any useful sense. */
+/* How long a call waits for a connection to some replica before it counts as UNAVAILABLE,
+ * and how often an idempotent call is tried. */
+#define CONNECT_WAIT_MS 250
+#define ATTEMPTS 3
+/* A probe longer than the connection wait: with nobody to connect to it answers UNAVAILABLE
+ * (down); a connected service that does not answer in time is slow, not down. */
 #define PROBE_TIMEOUT_MS 1000
 /* The tree is small (a province: ~1,000 units; the country: ~12,000); pages of the roster's
  * largest size keep a full read to a few calls. */
@@ -516,7 +520,13 @@ static int s_worker_init(gw_backend_t *be, s_worker_t *w, int index, px_status_t
         if (!eps || !*eps) {
             continue;
         }
-        px_rpc_client_opts_t co = {.caller = "gateway", .log = be->opts.log};
+        /* A call waits at most CONNECT_WAIT_MS for a connection, tried ATTEMPTS times: the
+         * first calls after a service died find out within a second, and the probe (whose
+         * timeout is longer than the wait) then marks it down for everyone. */
+        px_rpc_client_opts_t co = {.caller = "gateway",
+                                   .connect_wait_ms = CONNECT_WAIT_MS,
+                                   .max_attempts = ATTEMPTS,
+                                   .log = be->opts.log};
         w->clients[s] = px_rpc_client_new(eps, &co, st);
         if (!w->clients[s]) {
             return -1;

@@ -115,13 +115,14 @@ class System:
             "PX_WORKERS": "2",
         })
 
-    def start_activation(self):
-        return self._spawn("activation", [self.bin("services/activation/px-activation")], {
+    def start_activation(self, name="activation", activation_ep=None, feed_ep=None):
+        """px-activation on the system's database; another name and endpoints make a replica."""
+        return self._spawn(name, [self.bin("services/activation/px-activation")], {
             "PX_DB_URL": db_url(self.dbs["activation"]),
-            "PX_LISTEN": self.activation_ep,
+            "PX_LISTEN": activation_ep or self.activation_ep,
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
             "PX_CITIZEN_KEY": self.secret,
-            "PX_PUB_ENDPOINT": self.feed_ep,
+            "PX_PUB_ENDPOINT": feed_ep or self.feed_ep,
             "PX_PUB_HEARTBEAT_MS": str(self.feed_heartbeat_ms),
             "PX_VERIFY_INTERVAL_MS": "1000",
             "PX_WORKERS": "2",
@@ -214,7 +215,7 @@ class System:
         raise RuntimeError("gateway not ready within %ds: %s" % (timeout, last))
 
     def stop(self):
-        for name in ("gateway", "activation", "roster"):
+        for name in ["gateway"] + [n for n in self.procs if n != "gateway"]:
             self.stop_process(name)
         for db in self.dbs.values():
             try:
