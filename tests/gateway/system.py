@@ -69,7 +69,8 @@ def db_url(name):
 
 
 class System:
-    def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=()):
+    def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=(),
+                 log_level="info"):
         self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
         self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
         tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
@@ -81,6 +82,7 @@ class System:
         self.url = "http://127.0.0.1:%d" % self.http_port
         self.feed_heartbeat_ms = feed_heartbeat_ms
         self.gateway_args = list(gateway_args)
+        self.log_level = log_level
         self.procs = {}
         self.tokens = {}
         self.tokens_file = os.path.join(self.dir, "tokens")
@@ -113,6 +115,7 @@ class System:
             "PX_LISTEN": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
             "PX_WORKERS": "2",
+            "PX_LOG_LEVEL": self.log_level,
         })
 
     def start_activation(self, name="activation", activation_ep=None, feed_ep=None):
@@ -126,6 +129,7 @@ class System:
             "PX_PUB_HEARTBEAT_MS": str(self.feed_heartbeat_ms),
             "PX_VERIFY_INTERVAL_MS": "1000",
             "PX_WORKERS": "2",
+            "PX_LOG_LEVEL": self.log_level,
         })
 
     def gateway_env(self):
@@ -136,6 +140,7 @@ class System:
             "PX_ACTIVATION_FEED": self.feed_ep,
             "PX_FEED_HEARTBEAT_MS": str(self.feed_heartbeat_ms),
             "PX_TOKENS_FILE": self.tokens_file,
+            "PX_LOG_LEVEL": self.log_level,
         }
 
     def start_gateway(self, extra_env=None):
