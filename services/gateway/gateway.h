@@ -412,6 +412,7 @@ typedef struct {
     size_t max_body; /* bytes of a request body */
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;
+    int64_t sse_keepalive_s; /* a quiet event stream gets a comment line this often */
 } gw_limits_t;
 
 struct gw_t {

@@ -55,6 +55,8 @@ static const px_config_option_t s_options[] = {
     {"progress-max-age-ms", "PX_PROGRESS_MAX_AGE_MS", "5000",
      "longest a progress answer is served from memory (0: never)"},
     {"feed-ring", "PX_FEED_RING", "10000", "live events kept for /v1/events to resume from"},
+    {"sse-keepalive-s", "PX_SSE_KEEPALIVE_S", "15",
+     "seconds without an event after which /v1/events sends a keep-alive comment"},
     {"feed-heartbeat-ms", "PX_FEED_HEARTBEAT_MS", "1000",
      "the activation feed's heartbeat period (its pub-heartbeat-ms)"},
     {"public-progress", "PX_PUBLIC_PROGRESS", "off",
@@ -207,7 +209,7 @@ int main(int argc, char **argv)
 
     int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
         def_timeout, max_timeout, rate, burst, max_age, ring, hb, pub_cache, pub_rate, pub_burst,
-        pub_threshold, daily_hour, retry_first, retry_max, give_up;
+        pub_threshold, daily_hour, retry_first, retry_max, give_up, keepalive;
     const s_int_opt_t ints[] = {
         {"http-threads", 1, 64, &http_threads},
         {"backend-threads", 1, 64, &backend_threads},
@@ -224,6 +226,7 @@ int main(int argc, char **argv)
         {"progress-max-age-ms", 0, 3600000, &max_age},
         {"feed-ring", 16, 10000000, &ring},
         {"feed-heartbeat-ms", 100, 60000, &hb},
+        {"sse-keepalive-s", 1, 3600, &keepalive},
         {"public-cache-ms", 0, 3600000, &pub_cache},
         {"public-rate", 1, 100000, &pub_rate},
         {"public-burst", 1, 100000, &pub_burst},
@@ -241,7 +244,7 @@ int main(int argc, char **argv)
         }
     }
     s_raise_nofile(log, max_conn + 1024);
-    gw.limits = (gw_limits_t){(size_t)max_body, def_timeout, max_timeout};
+    gw.limits = (gw_limits_t){(size_t)max_body, def_timeout, max_timeout, keepalive};
 
     gw.auth = gw_auth_new(px_config_get(cfg, "tokens-file"), (double)rate, (double)burst, log, &st);
     if (!gw.auth) {
