@@ -50,7 +50,7 @@ export function authHeaders(extra) {
   return Object.assign({ Authorization: "Bearer " + getToken() }, extra || {});
 }
 
-async function s_call(url, init) {
+async function request(url, init) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), CALL_TIMEOUT_MS);
   let res;
@@ -84,12 +84,12 @@ async function s_call(url, init) {
 // GET a /v1/... route; params are query parameters.
 export function getJSON(path, params) {
   const q = new URLSearchParams(params || {}).toString();
-  return s_call(path + (q ? "?" + q : ""), { headers: authHeaders() });
+  return request(path + (q ? "?" + q : ""), { headers: authHeaders() });
 }
 
 // A Connect unary call in JSON: service is "phuxanh.activation.v1.ActivationService".
 export function connect(service, method, message) {
-  return s_call("/" + service + "/" + method, {
+  return request("/" + service + "/" + method, {
     method: "POST",
     headers: authHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify(message || {}),

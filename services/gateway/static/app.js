@@ -640,7 +640,7 @@ function renderFollowups() {
   const body = $("followup-rows");
   if (rows.length === 0) {
     const tr = el("tr");
-    const td = el("td", "muted", "Không có việc nào cần theo dõi.");
+    const td = el("td", "muted", "Không có trường hợp nào cần theo dõi.");
     td.colSpan = 3;
     tr.appendChild(td);
     body.replaceChildren(tr);

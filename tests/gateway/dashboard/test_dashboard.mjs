@@ -23,6 +23,8 @@ import { join } from "node:path";
 
 import { chromium } from "playwright-core";
 
+import { SseParser } from "../../../services/gateway/static/live.js";
+
 const GW = need("PX_GW_URL");
 const VIEWER = need("PX_GW_TOKEN_VIEWER");
 const ADMIN = need("PX_GW_TOKEN_ADMIN");
@@ -344,7 +346,41 @@ async function caseNothingBlockedNoErrors() {
   check(ctx.pageErrors.length === 0, `page errors: ${ctx.pageErrors.join("; ")}`);
 }
 
+// The page's event-stream parser on its own (in node: it touches no DOM), on what a network
+// may do to the gateway's stream: chunks split anywhere, CRLF split between two chunks,
+// comments, multi-line data, a stray NUL, an event with no data.
+async function caseSseParserEdges() {
+  const got = [];
+  const comments = [];
+  let retry = 0;
+  const p = new SseParser({
+    onEvent: (e) => got.push(e),
+    onComment: (c) => comments.push(c),
+    onRetry: (ms) => {
+      retry = ms;
+    },
+  });
+  const stream = "retry: 3000\n: connected\n\n\0id: b-1\nevent: counts\ndata: {\"a\":1}\n\n" +
+    "id: b-2\r\nevent: reset\r\ndata: line1\r\ndata:line2\r\n\r\n" +
+    ": keep-alive\r\rid: b-3\revent: counts\rdata: {}\r\r" +
+    "event: empty\n\n" + "data: x\nid";
+  for (let i = 0; i < stream.length; i += 3) {
+    p.feed(stream.slice(i, i + 3)); /* 3 characters at a time: every split happens */
+  }
+  check(retry === 3000, `retry ${retry}`);
+  check(comments.join("|") === "connected|keep-alive", `comments ${comments.join("|")}`);
+  const want = [
+    { type: "counts", data: '{"a":1}', id: "b-1" },
+    { type: "reset", data: "line1\nline2", id: "b-2" },
+    { type: "counts", data: "{}", id: "b-3" },
+  ];
+  check(JSON.stringify(got) === JSON.stringify(want), `events ${JSON.stringify(got)}`);
+  p.feed("\n\n"); /* the unfinished event: "id" alone sets an empty id */
+  check(got.length === 4 && got[3].data === "x" && got[3].id === "", JSON.stringify(got[3]));
+}
+
 const CASES = [
+  ["sse_parser_edges", caseSseParserEdges],
   ["asks_for_token", caseAsksForToken],
   ["wrong_token_asks_again", caseWrongTokenAsksAgain],
   ["viewer_sees_the_wards", caseViewerSeesTheWards],
