@@ -54,8 +54,8 @@ export class SseParser {
   }
 
   line(raw) {
-    // The gateway has been seen to send a stray NUL byte after its greeting; no field of
-    // this stream carries one, so it is dropped rather than spoiling the next field's name.
+    // No field of this stream carries a NUL; an older gateway sent a stray one after its
+    // greeting, so one is dropped rather than left to spoil the next field's name.
     const line = raw.indexOf("\0") >= 0 ? raw.replace(/\0/g, "") : raw;
     if (line === "") {
       this.dispatch();
