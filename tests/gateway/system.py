@@ -219,9 +219,17 @@ class System:
             time.sleep(0.1)
         raise RuntimeError("gateway not ready within %ds: %s" % (timeout, last))
 
+    def stop_processes(self):
+        """Stops every process (the gateway first); {name: exit status}."""
+        return {name: self.stop_process(name)
+                for name in ["gateway"] + [n for n in self.procs if n != "gateway"]}
+
     def stop(self):
+        """Stops everything; returns {name: exit status} of what was still running (0 is a
+        clean exit; under the sanitizers a leak or an error makes it non-zero)."""
+        codes = {}
         for name in ["gateway"] + [n for n in self.procs if n != "gateway"]:
-            self.stop_process(name)
+            codes[name] = self.stop_process(name)
         for db in self.dbs.values():
             try:
                 admin_sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
@@ -229,6 +237,7 @@ class System:
                 pass
         if not os.environ.get("PX_TEST_KEEP_LOGS"):
             shutil.rmtree(self.dir, ignore_errors=True)
+        return codes
 
     def env(self):
         e = {
@@ -288,13 +297,21 @@ def run_cases(cases, argv, demo=True, **system_args):
                 failed += 1
                 print("FAIL %s: %s: %s" % (case.__name__, type(e).__name__, e), flush=True)
     finally:
-        if failed:
-            for name in ("gateway", "activation", "roster"):
-                path = system.log(name)
-                if os.path.exists(path):
-                    sys.stderr.write("---- last lines of %s.log\n" % name)
-                    sys.stderr.write("".join(open(path, errors="replace").readlines()[-20:]))
-        system.stop()
+        codes = {}
+        try:
+            codes = system.stop_processes()
+        finally:
+            bad = {n: c for n, c in codes.items() if c != 0}
+            if bad:
+                failed += 1
+                print("FAIL clean exit: %s" % bad, flush=True)
+            if failed:
+                for name in ("gateway", "activation", "roster"):
+                    path = system.log(name)
+                    if os.path.exists(path):
+                        sys.stderr.write("---- last lines of %s.log\n" % name)
+                        sys.stderr.write("".join(open(path, errors="replace").readlines()[-40:]))
+            system.stop()
     print("%d failed" % failed)
     return 1 if failed else 0
 
@@ -319,6 +336,10 @@ def main():
         env.update(system.env())
         rc = subprocess.run(cmd, env=env).returncode
     finally:
+        bad = {n: c for n, c in system.stop_processes().items() if c != 0}
+        if bad:
+            sys.stderr.write("processes did not exit cleanly: %s\n" % bad)
+            rc = rc or 1
         if rc != 0:
             for name in ("gateway", "activation", "roster"):
                 path = system.log(name)
