@@ -22,7 +22,8 @@
 # (deploy/load-demo.sh), writes a token file (a viewer and an admin token whose rate limits the
 # load cannot reach), starts px-gateway (defaults: 2 HTTP threads, 1 backend thread, log level
 # info unless --log-level) and stops everything on exit. The machine's cores are shared by
-# wrk and the server on both sides alike.
+# wrk and the server on both sides alike. --quick is a smoke run: 2 rounds of 1 s, 1,000
+# events a side a round, 1 s warm-ups.
 #
 # Last line (figures: medians over the rounds; ratios: medians of the rounds' ratios):
 #   gateway: rps=.. bare_rps=.. ratio=.. p99_ms=.. bare_p99_ms=.. p99_ratio=.. connect_rps=..
