@@ -22,11 +22,11 @@ name=$1
 shift
 [[ $name =~ ^[a-z0-9_-]+$ && -x $root/tests/bench/$name/run.sh ]] || usage
 
-# What the benchmarks need beyond the project's own packages: gRPC C++ (the rpc baseline) and
-# wrk (the gateway's load generator).
+# What the benchmarks need beyond the project's own packages: gRPC C++ (the rpc baseline), wrk
+# (the gateway's load generator) and the curl command (the gateway benchmark's probes).
 # shellcheck source=../../deploy/lib/packages.sh
 source "$root/deploy/lib/packages.sh"
-px_install_packages "${PX_DEBIAN_PACKAGES[@]}" libgrpc++-dev protobuf-compiler-grpc wrk
+px_install_packages "${PX_DEBIAN_PACKAGES[@]}" libgrpc++-dev protobuf-compiler-grpc wrk curl
 
 build=${PX_BENCH_BUILD_DIR:-$root/build-bench}
 mkdir -p "$build"
