@@ -15,8 +15,11 @@
  * - While the feed is not known to be whole (not connected, silent for longer
  *   than its heartbeat allows, a gap in its sequence), nothing is served from
  *   memory: every request asks the service.
- * - An answer is also never older than max_age, which bounds what the feed does
- *   not carry (a unit renamed in the roster).
+ * - An answer is also refreshed after max_age, which bounds what the feed does
+ *   not carry (a unit renamed in the roster): the first caller past max_age asks
+ *   the service, and the others are served the kept answer meanwhile (at most
+ *   twice max_age old), so an expiry does not send every caller to the service
+ *   at once.
  *
  * So an answer from memory reflects every change the feed had delivered when the
  * answer was given; the feed trails commits by the publisher's gathering window
@@ -41,6 +44,7 @@ typedef struct {
     char key[KEY_MAX];
     uint64_t stamp;
     int64_t at_us;
+    int64_t refresh_us; /* when one caller was sent to refresh it past max age (0: none) */
     uint8_t *json, *proto;
     size_t json_len, proto_len;
 } s_entry_t;
@@ -110,7 +114,20 @@ bool gw_progress_get(gw_progress_t *self, const char *campaign, const char *unit
     int64_t now = px_clock_us();
     pthread_mutex_lock(&self->mu);
     s_entry_t *e = &self->slots[s_slot(key)];
-    if (e->stamp == gen && now - e->at_us < self->max_age_us && strcmp(e->key, key) == 0) {
+    bool fresh = false;
+    if (e->stamp == gen && strcmp(e->key, key) == 0) {
+        if (now - e->at_us < self->max_age_us) {
+            fresh = true;
+        } else if (now - e->refresh_us >= self->max_age_us) {
+            /* Past max age with nothing changed on the feed: this caller refreshes it, and
+             * until its answer comes (or a max age more passes) the others keep being served
+             * this one, instead of all asking the service at the same moment. */
+            e->refresh_us = now;
+        } else {
+            fresh = now - e->at_us < 2 * self->max_age_us;
+        }
+    }
+    if (fresh) {
         const uint8_t *src = json ? e->json : e->proto;
         size_t n = json ? e->json_len : e->proto_len;
         *out = malloc(n ? n : 1);
@@ -155,6 +172,7 @@ void gw_progress_put(gw_progress_t *self, const char *campaign, const char *unit
     snprintf(e->key, sizeof e->key, "%s", key);
     e->stamp = stamp;
     e->at_us = px_clock_us();
+    e->refresh_us = 0;
     e->json = (uint8_t *)json;
     e->json_len = json_len;
     e->proto = proto;
