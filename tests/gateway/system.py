@@ -67,7 +67,8 @@ def db_url(name):
 
 
 class System:
-    def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=()):
+    def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=(),
+                 gateway_env=None):
         self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
         self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
         tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
@@ -79,8 +80,10 @@ class System:
         self.url = "http://127.0.0.1:%d" % self.http_port
         self.feed_heartbeat_ms = feed_heartbeat_ms
         self.gateway_args = list(gateway_args)
+        self.gateway_extra_env = dict(gateway_env or {})
         self.procs = {}
         self.tokens = {}
+        self.extra_tokens = {}  # name -> (role, units, "rate=N burst=N" or "")
         self.tokens_file = os.path.join(self.dir, "tokens")
         self.secret = secrets.token_hex(32)
 
@@ -137,6 +140,7 @@ class System:
 
     def start_gateway(self, extra_env=None):
         env = self.gateway_env()
+        env.update(self.gateway_extra_env)
         env.update(extra_env or {})
         return self._spawn("gateway", [self.bin("services/gateway/px-gateway")] +
                            self.gateway_args, env)
@@ -156,19 +160,41 @@ class System:
         return self.procs[name].pid
 
     # ------------------------------------------------------------ tokens
-    def write_tokens(self, extra_lines=()):
+    def add_token(self, name, role, units="", options=""):
+        """Adds a token beyond the standard ones (written by the next write_tokens); options are
+        more fields of its line, e.g. "rate=1 burst=2". Returns the token."""
+        self.extra_tokens[name] = (role, units, options)
+        self.tokens.setdefault(name, secrets.token_urlsafe(32))
+        return self.tokens[name]
+
+    def write_tokens(self, extra_lines=(), omit=()):
+        """Writes the token file (atomically): every standard and added token except those
+        named in omit, then extra_lines as they are."""
         lines = ["# written by tests/gateway/system.py"]
-        for name, (role, units) in TOKENS.items():
+        every = dict((n, (r, u, "")) for n, (r, u) in TOKENS.items())
+        every.update(self.extra_tokens)
+        for name, (role, units, options) in every.items():
             tok = self.tokens.get(name) or secrets.token_urlsafe(32)
             self.tokens[name] = tok
+            if name in omit:
+                continue
             line = "%s %s %s" % (hashlib.sha256(tok.encode()).hexdigest(), name, role)
             if units:
                 line += " units=" + units
+            if options:
+                line += " " + options
             lines.append(line)
         lines += list(extra_lines)
         with open(self.tokens_file + ".tmp", "w") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(self.tokens_file + ".tmp", self.tokens_file)
+
+    def sql(self, service, query):
+        """Rows (lists of text) of a query on a service's database ("activation", "roster")."""
+        out = subprocess.run([psql_bin(), db_url(self.dbs[service]), "-v", "ON_ERROR_STOP=1",
+                              "-qAt", "-F", "\t", "-c", query], check=True,
+                             stdout=subprocess.PIPE).stdout.decode()
+        return [line.split("\t") for line in out.splitlines()]
 
     # ------------------------------------------------------------ whole system
     def start(self, demo=True):
@@ -260,6 +286,18 @@ class System:
         status, _, body = self.request("POST", "/%s/%s" % (svc, method), json.dumps(message),
                                        token=token, headers=h)
         return status, json.loads(body) if body else None
+
+
+def protos():
+    """(activation_pb2, roster_pb2): the message classes protoc made at build time
+    (tests/gateway/CMakeLists.txt; PX_GW_PY_DIR says where)."""
+    gen = os.environ.get("PX_GW_PY_DIR") or os.path.join(
+        os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build"), "tests/gateway/py")
+    if gen not in sys.path:
+        sys.path.insert(0, gen)
+    from phuxanh.activation.v1 import activation_pb2  # noqa: E402 pylint: disable=import-error
+    from phuxanh.roster.v1 import roster_pb2  # noqa: E402 pylint: disable=import-error
+    return activation_pb2, roster_pb2
 
 
 def run_cases(cases, argv, demo=True, **system_args):
