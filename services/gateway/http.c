@@ -422,6 +422,37 @@ static enum MHD_Result s_check_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Transfer-Encoding: only "chunked" frames a body we can read. libmicrohttpd takes any other
+ * value without a word and then waits for a body it cannot delimit, holding the connection
+ * until the idle timeout. RFC 9112 6.3: when chunked is not the final coding the length is
+ * unknown (400); RFC 9110: a coding we do not implement before it is 501. true when
+ * answered. */
+static bool s_refuse_coding(gw_req_t *req, const char *te)
+{
+    size_t n = strlen(te);
+    while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t')) {
+        n--;
+    }
+    const char *last = te + n;
+    while (last > te && last[-1] != ',' && last[-1] != ' ' && last[-1] != '\t') {
+        last--;
+    }
+    bool chunked_last = (size_t)(te + n - last) == 7 && strncasecmp(last, "chunked", 7) == 0;
+    if (chunked_last && last == te + strspn(te, " \t")) {
+        return false; /* "chunked" alone */
+    }
+    if (chunked_last) {
+        gw_req_fail_http(req, 501, PX_UNIMPLEMENTED, NULL,
+                         "Transfer-Encoding \"%.40s\": only chunked is supported", te);
+    } else {
+        gw_req_fail(req, PX_INVALID_ARGUMENT,
+                    "Transfer-Encoding \"%.40s\": the body's length cannot be known unless "
+                    "chunked comes last",
+                    te);
+    }
+    return true;
+}
+
 /* The head is in: refuses what must not be read further. true when answered. */
 static bool s_check_head(gw_req_t *req)
 {
@@ -438,6 +469,9 @@ static bool s_check_head(gw_req_t *req)
     }
     if (nte > 1) {
         gw_req_fail(req, PX_INVALID_ARGUMENT, "Transfer-Encoding given more than once");
+        return true;
+    }
+    if (nte == 1 && s_refuse_coding(req, gw_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING))) {
         return true;
     }
     const char *cl = gw_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
