@@ -453,9 +453,33 @@ static bool s_refuse_coding(gw_req_t *req, const char *te)
     return true;
 }
 
+/* RFC 9110 5.1: a field name is a token. libmicrohttpd keeps "Content-Length : 5" as a
+ * field named "Content-Length " and does not frame the body by it, while a proxy in front
+ * may: the body would then be read here as the next request (request smuggling). RFC 9112
+ * 5.1 says refuse it with 400. */
+#define TOKEN_CHARS "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+static enum MHD_Result s_check_name(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    const char **bad = cls;
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || strspn(key, TOKEN_CHARS) != n) {
+        *bad = key ? key : "";
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 /* The head is in: refuses what must not be read further. true when answered. */
 static bool s_check_head(gw_req_t *req)
 {
+    const char *bad_name = NULL;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_check_name, &bad_name);
+    if (bad_name) {
+        gw_req_fail(req, PX_INVALID_ARGUMENT, "a header name holds a character not allowed there");
+        return true;
+    }
     int ncl = gw_req_header_count(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int nte = gw_req_header_count(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (ncl > 1) {
