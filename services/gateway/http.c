@@ -480,6 +480,11 @@ static bool s_check_head(gw_req_t *req)
         gw_req_fail(req, PX_INVALID_ARGUMENT, "a header name holds a character not allowed there");
         return true;
     }
+    if (gw_req_header_count(req, MHD_HTTP_HEADER_HOST) > 1) {
+        /* RFC 9112 3.2: which host was meant is not ours to guess. */
+        gw_req_fail(req, PX_INVALID_ARGUMENT, "Host given more than once");
+        return true;
+    }
     int ncl = gw_req_header_count(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int nte = gw_req_header_count(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (ncl > 1) {
