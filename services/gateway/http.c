@@ -11,8 +11,11 @@
  *   is refused 413 without reading it; query strings holding NUL or invalid
  *   UTF-8 are refused 400. libmicrohttpd bounds the head itself by the
  *   connection's memory (431 past it).
- * - The body is gathered up to max_body (a chunked body that grows past it gets
- *   413 at that point) and must arrive within body_timeout_s.
+ * - The body is gathered up to max_body and must arrive within body_timeout_s.
+ *   libmicrohttpd (0.9.75) can answer only before a body is read or after all of
+ *   it, so a chunked body that grows past max_body is dropped and answered 413 at
+ *   its end (s_body_piece bounds how much more is read), and a body too slow is
+ *   cut off by closing the connection.
  * - Then the router runs. A handler answers at once or suspends the request
  *   (gw_req_suspend) while a backend thread works; whoever finishes prepares the
  *   answer and resumes it, and libmicrohttpd calls s_access again, which sends
@@ -71,6 +74,8 @@ struct gw_req_t {
     req_phase_t phase;
     bool suspended_by_handler; /* the handler handed the answer to another thread */
     bool refused_early;        /* answered before the body was read (413, 400) */
+    bool too_big;              /* the body grew past max_body: the rest is dropped */
+    size_t dropped;            /* bytes of such a body so far (all past the limit too) */
     uint8_t *body;
     size_t body_len, body_cap;
     /* the answer */
@@ -529,14 +534,12 @@ static bool s_check_head(gw_req_t *req)
     return false;
 }
 
-/* Appends body bytes; false (answered 413) when the body grows past the limit. */
-static bool s_body_append(gw_req_t *req, const char *data, size_t n)
+/* Appends body bytes: 0, or 1 when the body grows past the limit, -1 out of memory. */
+static int s_body_append(gw_req_t *req, const char *data, size_t n)
 {
     size_t max = req->http->opts.max_body;
     if (n > max - req->body_len) {
-        gw_req_fail_http(req, 413, PX_RESOURCE_EXHAUSTED, NULL,
-                         "request body exceeds the limit of %zu bytes", max);
-        return false;
+        return 1;
     }
     if (req->body_len + n > req->body_cap) {
         size_t cap = req->body_cap ? req->body_cap : 4096;
@@ -548,15 +551,51 @@ static bool s_body_append(gw_req_t *req, const char *data, size_t n)
         }
         uint8_t *b = realloc(req->body, cap);
         if (!b) {
-            gw_req_fail(req, PX_RESOURCE_EXHAUSTED, "out of memory");
-            return false;
+            return -1;
         }
         req->body = b;
         req->body_cap = cap;
     }
     memcpy(req->body + req->body_len, data, n);
     req->body_len += n;
-    return true;
+    return 0;
+}
+
+/* A piece of the body: kept, or (past the limit) dropped. MHD_NO closes the connection
+ * without an answer: libmicrohttpd 0.9.75 can queue an answer only before the body is read
+ * or after all of it is, never while it arrives (MHD_queue_response fails, and the answer
+ * is lost). So a body that grows past max_body (chunked: its length is not known from the
+ * head) is read on and dropped, and answered 413 when it ends, so that the client hears
+ * why; but only up to as much again as the limit, past which we stop paying for it. */
+static enum MHD_Result s_body_piece(gw_req_t *req, const char *data, size_t n)
+{
+    gw_http_t *http = req->http;
+    int64_t limit = (int64_t)http->opts.body_timeout_s * 1000000;
+    if (px_clock_us() - req->started_us > limit) {
+        req->code = PX_DEADLINE_EXCEEDED; /* for the log line: closed, never answered */
+        return MHD_NO;
+    }
+    if (req->too_big) {
+        req->dropped += n;
+        if (req->dropped - http->opts.max_body > http->opts.max_body) {
+            req->code = PX_RESOURCE_EXHAUSTED;
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    int rc = s_body_append(req, data, n);
+    if (rc < 0) {
+        req->code = PX_RESOURCE_EXHAUSTED;
+        return MHD_NO;
+    }
+    if (rc > 0) {
+        req->too_big = true;
+        req->dropped = req->body_len + n;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result s_queue(gw_req_t *req)
@@ -604,19 +643,14 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        int64_t limit = (int64_t)http->opts.body_timeout_s * 1000000;
-        if (px_clock_us() - req->started_us > limit) {
-            gw_req_fail_http(req, 408, PX_DEADLINE_EXCEEDED, NULL,
-                             "request body not received within %d s", http->opts.body_timeout_s);
-            *upload_size = 0;
-            return s_queue(req);
-        }
-        if (!s_body_append(req, upload, *upload_size)) {
-            *upload_size = 0;
-            return s_queue(req);
-        }
+        enum MHD_Result r = s_body_piece(req, upload, *upload_size);
         *upload_size = 0;
-        return MHD_YES;
+        return r;
+    }
+    if (req->too_big) {
+        gw_req_fail_http(req, 413, PX_RESOURCE_EXHAUSTED, NULL,
+                         "request body exceeds the limit of %zu bytes", http->opts.max_body);
+        return s_queue(req);
     }
     if (req->phase == REQ_READING) {
         req->phase = REQ_DISPATCHED;
