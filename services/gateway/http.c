@@ -704,6 +704,20 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&http->in_flight, 1);
 }
 
+/* libmicrohttpd decodes %HH in the path and the query with this. "%00" would become a NUL
+ * that cuts the path short wherever it is read as a C string ("/index.html%00.png" was
+ * served as /index.html, "/v1/progress%00x" routed to /v1/progress). It is decoded as the
+ * byte 0xFF instead: never part of valid UTF-8, so no route or file matches such a path
+ * (404), and the query check refuses such a parameter (400). */
+static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    for (char *p = strstr(s, "%00"); p; p = strstr(p + 3, "%00")) {
+        p[1] = 'F';
+        p[2] = 'F';
+    }
+    return MHD_http_unescape(s);
+}
+
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     gw_http_t *http = cls;
@@ -764,6 +778,7 @@ gw_http_t *gw_http_new(const gw_http_opts_t *opts, px_status_t *st)
         {MHD_OPTION_SOCK_ADDR, 0, &sa},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)s_completed, self},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)s_mhd_log, self},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)s_unescape, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)opts->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opts->per_ip_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opts->idle_timeout_s, NULL},
