@@ -189,6 +189,16 @@ class System:
             f.write("\n".join(lines) + "\n")
         os.replace(self.tokens_file + ".tmp", self.tokens_file)
 
+    def stored_keys(self, keys):
+        """Which of these idempotency keys the activation database holds (events written)."""
+        keys = list(keys)
+        if not keys:
+            return set()
+        lits = ",".join("'%s'" % k.replace("'", "''") for k in keys)
+        rows = self.sql("activation", "SELECT idempotency_key FROM events WHERE idempotency_key "
+                        "IN (%s)" % lits)
+        return {r[0] for r in rows}
+
     def sql(self, service, query):
         """Rows (lists of text) of a query on a service's database ("activation", "roster")."""
         out = subprocess.run([psql_bin(), db_url(self.dbs[service]), "-v", "ON_ERROR_STOP=1",
@@ -288,6 +298,23 @@ class System:
         return status, json.loads(body) if body else None
 
 
+def event(unit, key=None, citizen=None, stage="STAGE_COLLECTED",
+          occurred_at="2023-07-29T03:00:00Z"):
+    """One ActivationEvent (proto3 JSON) of the demo campaign, with a fresh idempotency key
+    and a fresh citizen (a Hà Nội ID born in 1985, never one of the demo's) unless given."""
+    return {
+        "idempotencyKey": key or "test-" + secrets.token_hex(8),
+        "campaignId": CAMPAIGN,
+        "citizenId": citizen or "001085%06d" % secrets.randbelow(1000000),
+        "unitCode": unit,
+        "stage": stage,
+        "channel": "CHANNEL_OWN_PHONE",
+        "venue": "VENUE_OFFICE",
+        "occurredAt": occurred_at,
+        "consent": True,
+    }
+
+
 def protos():
     """(activation_pb2, roster_pb2): the message classes protoc made at build time
     (tests/gateway/CMakeLists.txt; PX_GW_PY_DIR says where)."""
@@ -311,9 +338,10 @@ def run_cases(cases, argv, demo=True, **system_args):
         for case in cases:
             if only and case.__name__ != only:
                 continue
+            t = time.monotonic()
             try:
                 case(system)
-                print("ok   %s" % case.__name__, flush=True)
+                print("ok   %s (%.1f s)" % (case.__name__, time.monotonic() - t), flush=True)
             except Exception as e:  # noqa: BLE001 - a failed case is reported, not raised
                 failed += 1
                 print("FAIL %s: %s: %s" % (case.__name__, type(e).__name__, e), flush=True)
