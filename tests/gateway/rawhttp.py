@@ -86,8 +86,9 @@ class Conn:
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
-    def response(self, head_request=False):
-        """Reads one answer; None when the connection closes before its first byte."""
+    def response(self, head_request=False, head_only=False):
+        """Reads one answer; None when the connection closes before its first byte.
+        head_only: the status and headers only (a stream that does not end)."""
         try:
             status_line = self._line()
         except Closed:
@@ -101,7 +102,7 @@ class Conn:
             k, v = line.decode("latin-1").split(":", 1)
             headers.append((k.strip(), v.strip()))
         r = Response(version, int(status), reason, headers, b"")
-        if head_request or r.status in (204, 304) or 100 <= r.status < 200:
+        if head_only or head_request or r.status in (204, 304) or 100 <= r.status < 200:
             return r
         te = (r.header("transfer-encoding") or "").lower()
         cl = r.header("content-length")
