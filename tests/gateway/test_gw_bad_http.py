@@ -363,6 +363,18 @@ def case_query_nul_and_bad_utf8(s):
     check(r, 200)
 
 
+def case_counts_unit_list_naming_none(s):
+    """/v1/counts?unit=,, names no unit: refused, not a request left waiting for calls that
+    were never made (its connection suspended for good)."""
+    for units in (",", ",,,", "%2C"):
+        r = answer(s, request_bytes("GET", "/v1/counts?campaign=%s&unit=%s" % (CAMPAIGN, units),
+                                    auth(s, "viewer")))
+        check(r, 400, "unit")
+    r = answer(s, request_bytes("GET", "/v1/counts?campaign=%s&unit=725,,25966," % CAMPAIGN,
+                                auth(s, "viewer")))
+    check(r, 200)
+
+
 # ------------------------------------------------------------------ connections
 
 def case_http10(s):
@@ -538,6 +550,7 @@ CASES = FRAMING + SMUGGLING + [
     case_static_path_traversal,
     case_nul_in_path,
     case_query_nul_and_bad_utf8,
+    case_counts_unit_list_naming_none,
     case_http10,
     case_pipelined_requests,
     case_pipelined_after_a_refusal_is_not_served,
