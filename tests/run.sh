@@ -43,6 +43,31 @@ IS_ROOT=0
 # ---------------------------------------------------------------- packages
 px_install_packages "${PX_DEBIAN_PACKAGES[@]}"
 
+# ---------------------------------------------------------------- npm projects of the tests
+# Every tests/gateway/*/package.json is an npm project whose tests ctest runs: Node comes from
+# Debian when there is none (before cmake looks for it), and each project's locked
+# dependencies are installed with `npm ci` when its package-lock.json changed since the last
+# install (a copy of it in node_modules/ says which was installed).
+NODE_PROJECTS=()
+for pj in tests/gateway/*/package.json; do
+    [ -f "$pj" ] && NODE_PROJECTS+=("$(dirname "$pj")")
+done
+if [ ${#NODE_PROJECTS[@]} -gt 0 ]; then
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        px_install_packages nodejs npm
+    fi
+    for dir in "${NODE_PROJECTS[@]}"; do
+        stamp="$dir/node_modules/.px-installed-lock.json"
+        if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+            continue
+        fi
+        echo "==> npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund) ||
+            { echo "==> run.sh: FAILED (npm ci in $dir)"; exit 1; }
+        cp "$dir/package-lock.json" "$stamp"
+    done
+fi
+
 # ---------------------------------------------------------------- formatting
 FORMAT_OK=1
 echo "==> checking formatting (clang-format, .clang-format at the root)"
