@@ -372,6 +372,33 @@ def case_per_token_rate_limit(s):
     assert 429 in got + [s.request("GET", path, token=limited)[0]], got
 
 
+def case_rate_buckets_survive_many_reloads(s):
+    """Each token name gets a rate bucket; names come and go with reloads. Three files of
+    9,990 new names each (a file holds at most 10,000 tokens), every name used once: the
+    gateway must go on answering (its bucket table holds 20,000 names)."""
+    import hashlib
+    import secrets
+    path = "/v1/progress"  # no parameters: 400, after the token and its rate are checked
+    for rnd in range(3):
+        toks = [secrets.token_urlsafe(24) for _ in range(9990)]
+        lines = ["%s bulk-%d-%05d viewer" % (hashlib.sha256(t.encode()).hexdigest(), rnd, i)
+                 for i, t in enumerate(toks)]
+        s.write_tokens(extra_lines=lines)
+        _hup(s, "info")
+        for start in range(0, len(toks), 1000):
+            batch = toks[start:start + 1000]
+            with rawhttp.Conn(s.url, timeout=10) as c:
+                c.send(b"".join(rawhttp.request_bytes("GET", path, [
+                    ("Authorization", "Bearer " + t)]) for t in batch))
+                for t in batch:
+                    r = c.response()
+                    assert r is not None and r.status == 400, (rnd, start, r)
+    s.write_tokens()
+    _hup(s, "info")
+    st, _, _ = s.request("GET", path + "?campaign=%s&unit=725" % CAMPAIGN, token="viewer")
+    assert st == 200, st
+
+
 def case_default_rate_from_environment(_s):
     """A gateway started with PX_RATE=5 PX_BURST=5: the sixth quick request of a token is
     429 resource_exhausted with Retry-After; a second later it may ask again."""
@@ -407,6 +434,7 @@ CASES = [
     case_sighup_revokes_and_adds,
     case_sighup_bad_file_keeps_the_old_tokens,
     case_per_token_rate_limit,
+    case_rate_buckets_survive_many_reloads,
     case_default_rate_from_environment,
 ]
 
