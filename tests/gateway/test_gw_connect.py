@@ -155,6 +155,9 @@ def case_unsupported_content_type_415(s):
         expect_error(ans, 415, "unknown")
         accept = [v.strip() for v in ans[1]["Accept-Post"].split(",")]
         assert sorted(accept) == ["application/json", "application/proto"], (ct, accept)
+    # Our documented order: the token is checked before the content type (and the body).
+    expect_error(call(s, "POST", ACT + "GetProgress", "not json", token=None,
+                      headers={"Content-Type": "image/jpeg"}), 401, "unauthenticated")
     # No Content-Type at all (urllib would add one: raw request).
     r = rawhttp.exchange(s.url, rawhttp.request_bytes(
         "POST", ACT + "GetProgress",
@@ -264,6 +267,17 @@ def case_get_json_and_proto(s):
     assert st == 200 and got == pposted
     st, _, got = call(s, "GET", ACT + "GetProgress?message=" + msg + "&zzz=1&encoding=json")
     assert st == 200 and json.loads(got) == json.loads(posted)  # connect= may be left out
+    # Go's url.Values (connect-go) writes spaces as '+', and its JSON may hold spaces.
+    spaced = urllib.parse.quote_plus(json.dumps(PROGRESS_Q, separators=(", ", ": ")))
+    assert "+" in spaced
+    st, _, got = call(s, "GET", ACT + "GetProgress?encoding=json&message=" + spaced)
+    assert st == 200 and json.loads(got) == json.loads(posted), got
+    # JSON may come base64url too; base64 other than 1 means "not base64".
+    b64json = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    st, _, got = call(s, "GET", ACT + "GetProgress?encoding=json&base64=1&message=" + b64json)
+    assert st == 200 and json.loads(got) == json.loads(posted), got
+    st, _, got = call(s, "GET", ACT + "GetProgress?encoding=json&base64=0&message=" + msg)
+    assert st == 200 and json.loads(got) == json.loads(posted), got
 
 
 def case_get_refusals(s):
