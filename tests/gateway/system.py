@@ -39,6 +39,8 @@ TOKENS = {
     "recorder-district": ("recorder", "725"),
 }
 CAMPAIGN = "tn-cuoi-tuan-2023"
+# What AddressSanitizer, LeakSanitizer and UBSan's reports begin with (PX_SANITIZE builds).
+SANITIZER_MARK = "Sanitizer"
 
 
 def free_port():
@@ -248,15 +250,33 @@ class System:
         raise RuntimeError("gateway not ready within %ds: %s" % (timeout, last))
 
     def stop(self):
+        """Stops everything; returns what went wrong in the processes themselves: an exit
+        status other than 0 after SIGTERM, or a sanitizer's report in a log (a sanitizer
+        build: the tests passed, yet a process leaked or misbehaved)."""
+        problems = []
         for name in ("gateway", "activation", "roster"):
-            self.stop_process(name)
+            rc = self.stop_process(name)
+            if rc not in (None, 0):
+                problems.append("%s exited with status %s" % (name, rc))
+        for name in ("gateway", "activation", "roster"):
+            path = self.log(name)
+            if not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if SANITIZER_MARK in line or "runtime error:" in line:
+                        problems.append("%s.log: %s" % (name, line.strip()[:300]))
+                        break
         for db in self.dbs.values():
             try:
                 admin_sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
             except subprocess.CalledProcessError:
                 pass
-        if not os.environ.get("PX_TEST_KEEP_LOGS"):
+        if problems:
+            sys.stderr.write("logs kept in %s\n" % self.dir)
+        elif not os.environ.get("PX_TEST_KEEP_LOGS"):
             shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
 
     def env(self):
         e = {
@@ -352,7 +372,9 @@ def run_cases(cases, argv, demo=True, **system_args):
                 if os.path.exists(path):
                     sys.stderr.write("---- last lines of %s.log\n" % name)
                     sys.stderr.write("".join(open(path, errors="replace").readlines()[-20:]))
-        system.stop()
+        for problem in system.stop():
+            failed += 1
+            print("FAIL the system itself: %s" % problem, flush=True)
     print("%d failed" % failed)
     return 1 if failed else 0
 
@@ -383,7 +405,9 @@ def main():
                 if os.path.exists(path):
                     sys.stderr.write("---- last lines of %s.log\n" % name)
                     sys.stderr.write("".join(open(path, errors="replace").readlines()[-30:]))
-        system.stop()
+        for problem in system.stop():
+            rc = rc or 1
+            sys.stderr.write("FAIL the system itself: %s\n" % problem)
     sys.exit(rc)
 
 

@@ -455,7 +455,7 @@ def case_slow_clients(_s):
             except AssertionError as e:
                 failures.append("%s: %s" % (sub.__name__, e))
     finally:
-        slow.stop()
+        failures += slow.stop()
     assert not failures, "; ".join(failures)
 
 

@@ -403,6 +403,7 @@ def case_default_rate_from_environment(_s):
     """A gateway started with PX_RATE=5 PX_BURST=5: the sixth quick request of a token is
     429 resource_exhausted with Retry-After; a second later it may ask again."""
     s = System(name="gwrate", gateway_env={"PX_RATE": "5", "PX_BURST": "5"})
+    problems = []
     try:
         s.start(demo=False)
         path = ACT + "GetProgress"
@@ -419,7 +420,8 @@ def case_default_rate_from_environment(_s):
         st, _, _ = post(s, path, {"campaignId": CAMPAIGN, "unitCode": "725"}, "viewer")
         assert st == 404, st
     finally:
-        s.stop()
+        problems = s.stop()
+    assert not problems, problems
 
 
 CASES = [
