@@ -424,6 +424,20 @@ def case_default_rate_from_environment(_s):
     assert not problems, problems
 
 
+def case_no_token_or_citizen_id_in_logs(s):
+    """After all of the above (person-level calls, refusals, reloads): no log line of any
+    process holds a token or a 12-digit citizen ID number."""
+    import re
+    twelve = re.compile(r"(?<![0-9A-Za-z])[0-9]{12}(?![0-9A-Za-z])")  # not inside hex ids
+    for name in ("gateway", "activation", "roster"):
+        with open(s.log(name), errors="replace") as f:
+            text = f.read()
+        for role, tok in s.tokens.items():
+            assert tok not in text, "%s.log holds the token of %s" % (name, role)
+        found = twelve.findall(text)
+        assert not found, "%s.log holds 12-digit numbers: %s" % (name, found[:3])
+
+
 CASES = [
     case_role_table,
     case_events_stream_roles,
@@ -438,6 +452,7 @@ CASES = [
     case_per_token_rate_limit,
     case_rate_buckets_survive_many_reloads,
     case_default_rate_from_environment,
+    case_no_token_or_citizen_id_in_logs,
 ]
 
 if __name__ == "__main__":
