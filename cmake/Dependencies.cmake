@@ -27,3 +27,6 @@ if(NOT PX_WKT_DIR)
   message(FATAL_ERROR "google/protobuf/timestamp.proto not found: install the Debian package 'libprotobuf-dev'")
 endif()
 find_package(Threads REQUIRED)
+# The gateway: its HTTP server, and its webhooks' HTTP(S) client (many transfers in flight).
+px_require_pkg(PX_MHD libmicrohttpd libmicrohttpd-dev)
+px_require_pkg(PX_CURL libcurl libcurl4-openssl-dev)

@@ -4,6 +4,9 @@
 #   deploy/quickstart.sh           install what is missing, build, start PostgreSQL and the services
 #   deploy/quickstart.sh status    print what runs
 #   deploy/quickstart.sh stop      stop the services and PostgreSQL
+#   deploy/quickstart.sh token NAME ROLE [UNITS]
+#                                  add an API token (viewer, recorder, planner or admin; a
+#                                  recorder's units comma separated), shown once, stored hashed
 #
 # Everything lives under ./var: the PostgreSQL cluster (var/pg), logs (var/log), pid files
 # (var/run). Running it again reuses what is there: no second initdb, no second copy of a
@@ -24,7 +27,10 @@ PGLOG="$LOGDIR/postgres.log"
 
 ROSTER_ENDPOINT="tcp://127.0.0.1:7101"
 ACTIVATION_ENDPOINT="tcp://127.0.0.1:7102"
+ACTIVATION_FEED="tcp://127.0.0.1:7103"
 GATEWAY_HTTP="127.0.0.1:8080"
+TOKENS_FILE="$ROOT/var/gateway/tokens"
+DEMO_CAMPAIGN="tn-cuoi-tuan-2023"
 SERVICES=(roster activation gateway) # start order; stopped in reverse
 DATABASES=(roster activation)
 
@@ -117,6 +123,57 @@ service_where() {
     activation) echo "$ACTIVATION_ENDPOINT" ;;
     gateway) echo "http://$GATEWAY_HTTP" ;;
     esac
+}
+
+# ---------------------------------------------------------------- API tokens
+# A token is 32 random bytes in base64url; only its SHA-256 is written down (the gateway's
+# token file format: docs/GATEWAY.md), so the token itself is shown once and kept by whoever
+# holds it.
+new_token() {
+    head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+# set_token NAME ROLE [UNITS]: writes a new token for NAME (replacing NAME's line if any) and
+# prints the token on stdout.
+set_token() {
+    local name="$1" role="$2" units="${3:-}" tok hash line
+    case "$role" in
+    viewer | recorder | planner | admin) ;;
+    *)
+        echo "error: role must be viewer, recorder, planner or admin" >&2
+        return 2
+        ;;
+    esac
+    if [ "$role" = recorder ] && [ -z "$units" ]; then
+        echo "error: a recorder needs its units (comma separated codes)" >&2
+        return 2
+    fi
+    mkdir -p "$(dirname "$TOKENS_FILE")"
+    tok="$(new_token)"
+    hash="$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)"
+    line="$hash $name $role"
+    if [ -n "$units" ]; then
+        line="$line units=$units"
+    fi
+    (
+        umask 077
+        {
+            if [ -f "$TOKENS_FILE" ]; then
+                grep -v -E "^[0-9a-f]{64} $name( |\$)" "$TOKENS_FILE" || true
+            fi
+            echo "$line"
+        } >"$TOKENS_FILE.tmp"
+        mv "$TOKENS_FILE.tmp" "$TOKENS_FILE"
+    )
+    printf '%s\n' "$tok"
+}
+
+# Tells a running gateway to read the token file again.
+reload_gateway_tokens() {
+    local pid
+    if pid="$(service_pid gateway)"; then
+        kill -HUP "$pid"
+    fi
 }
 
 # ---------------------------------------------------------------- start
@@ -229,13 +286,24 @@ cmd_start() {
     fi
     chmod 600 "$VAR/citizen.key"
 
+    # The gateway's tokens: an admin token made once (shown then), and a viewer token for the
+    # dashboard and the curl line below, made anew on every start (the old one stops working).
+    local admin_tok="" viewer_tok
+    if [ ! -s "$TOKENS_FILE" ] || ! grep -q -E '^[0-9a-f]{64} quickstart-admin ' "$TOKENS_FILE"; then
+        admin_tok="$(set_token quickstart-admin admin)"
+    fi
+    viewer_tok="$(set_token quickstart-viewer viewer)"
+    reload_gateway_tokens
+
     echo "==> starting the services"
     start_service roster PX_DB_URL="$url/roster" PX_LISTEN="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
     start_service activation PX_DB_URL="$url/activation" PX_LISTEN="$ACTIVATION_ENDPOINT" \
-        PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_CITIZEN_KEY_FILE="$VAR/citizen.key"
+        PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_CITIZEN_KEY_FILE="$VAR/citizen.key" \
+        PX_PUB_ENDPOINT="$ACTIVATION_FEED"
     start_service gateway PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
-        PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
+        PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" PX_ACTIVATION_FEED="$ACTIVATION_FEED" \
+        PX_TOKENS_FILE="$TOKENS_FILE" PX_PUBLIC_PROGRESS=on
 
     # ------------------------------------------------------------ load demo data
     # Roster data, activation targets, the first wave's plan, then a weekend of events: in
@@ -255,6 +323,20 @@ cmd_start() {
     echo
     cmd_status
     echo
+    if service_pid gateway >/dev/null; then
+        echo "Dashboard:  http://$GATEWAY_HTTP/   (asks for a viewer token: the one below)"
+        if [ -n "$admin_tok" ]; then
+            echo "Admin token (shown this once; stored only hashed in var/gateway/tokens):"
+            echo "    $admin_tok"
+        fi
+        echo "Viewer token (new on every start):"
+        echo "    $viewer_tok"
+        echo "Progress of the demo's district, from another system:"
+        echo "    curl -H 'Authorization: Bearer $viewer_tok' \\"
+        echo "         'http://$GATEWAY_HTTP/v1/progress?campaign=$DEMO_CAMPAIGN&unit=725'"
+        echo "More tokens: deploy/quickstart.sh token NAME ROLE [UNITS]"
+        echo
+    fi
     echo "Logs: var/log/.  Stop everything: deploy/quickstart.sh stop"
     return "$START_FAILED"
 }
@@ -320,6 +402,11 @@ case "${1:-start}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+token)
+    [ $# -ge 3 ] || { echo "usage: $0 token NAME ROLE [UNITS]" >&2; exit 2; }
+    set_token "$2" "$3" "${4:-}"
+    reload_gateway_tokens
+    ;;
 -h | --help | help) sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" ;;
 *)
     echo "usage: $0 [start|stop|status]" >&2

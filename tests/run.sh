@@ -44,29 +44,26 @@ IS_ROOT=0
 px_install_packages "${PX_DEBIAN_PACKAGES[@]}"
 
 # ---------------------------------------------------------------- npm projects of the tests
-# Every tests/gateway/*/package.json is an npm project whose tests ctest runs: Node comes from
-# Debian when there is none (before cmake looks for it), and each project's locked
-# dependencies are installed with `npm ci` when its package-lock.json changed since the last
-# install (a copy of it in node_modules/ says which was installed).
-NODE_PROJECTS=()
+# Every tests/gateway/*/package.json is an npm project whose tests ctest runs (the dashboard
+# drives Debian's chromium with playwright-core, no browser download; node-connect holds
+# off-the-shelf Connect clients). Node comes from Debian when the machine has none (only then:
+# a machine whose node came from elsewhere, with its own npm, would conflict with Debian's npm
+# package). `npm ci` installs exactly each lock file, and only when it changed since that
+# project's last install (a copy of it in node_modules/ says which was installed).
+if ! command -v node >/dev/null 2>&1; then
+    px_install_packages nodejs npm
+elif ! command -v npm >/dev/null 2>&1; then
+    px_install_packages npm
+fi
 for pj in tests/gateway/*/package.json; do
-    [ -f "$pj" ] && NODE_PROJECTS+=("$(dirname "$pj")")
-done
-if [ ${#NODE_PROJECTS[@]} -gt 0 ]; then
-    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        px_install_packages nodejs npm
-    fi
-    for dir in "${NODE_PROJECTS[@]}"; do
-        stamp="$dir/node_modules/.px-installed-lock.json"
-        if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
-            continue
-        fi
+    dir="$(dirname "$pj")"
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.px-installed-lock"; then
         echo "==> npm ci in $dir"
         (cd "$dir" && npm ci --no-audit --no-fund) ||
             { echo "==> run.sh: FAILED (npm ci in $dir)"; exit 1; }
-        cp "$dir/package-lock.json" "$stamp"
-    done
-fi
+        cp "$dir/package-lock.json" "$dir/node_modules/.px-installed-lock"
+    fi
+done
 
 # ---------------------------------------------------------------- formatting
 FORMAT_OK=1

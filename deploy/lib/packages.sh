@@ -12,6 +12,7 @@ PX_DEBIAN_PACKAGES=(
     postgresql-15 postgresql-client-15
     python3 python3-zmq python3-protobuf python3-prometheus-client
     clang-format
+    libcurl4-openssl-dev
     chromium
 )
 

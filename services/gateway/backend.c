@@ -10,9 +10,11 @@
  *
  * Whether a service is reachable is found out by a health probe (thread 0, every
  * probe_up_ms while up, probe_down_ms while down, and at once after a call fails
- * UNAVAILABLE), not by every call waiting to find out: while a service is down,
- * calls to it fail UNAVAILABLE at once, and the first probe that reaches it lets
- * them through again; no restart needed.
+ * UNAVAILABLE), not by every call waiting to find out: while a service is down (no
+ * connection to any of its endpoints), calls to it fail UNAVAILABLE at once, and
+ * the first probe that reaches it lets them through again; no restart needed. A
+ * service that is connected but slow is not down: its calls wait for their
+ * deadlines. Readiness (/readyz) wants more: the probe answered, and SERVING.
  *
  * Thread 0 also keeps the unit tree (units.c) from the roster: a full read at
  * start, then every units_refresh_ms a ListUnits of what changed since the
@@ -36,8 +38,12 @@
 
 #define PATH_HEALTH "/phuxanh.health.v1.Health/Check"
 #define PATH_LIST_UNITS "/phuxanh.roster.v1.RosterService/ListUnits"
-/* A probe is an answer from the service itself: it must come quickly or the service is not
- * reachable in any useful sense. */
+/* How long a call waits for a connection to some replica before it counts as UNAVAILABLE,
+ * and how often an idempotent call is tried. */
+#define CONNECT_WAIT_MS 250
+#define ATTEMPTS 3
+/* A probe longer than the connection wait: with nobody to connect to it answers UNAVAILABLE
+ * (down); a connected service that does not answer in time is slow, not down. */
 #define PROBE_TIMEOUT_MS 1000
 /* The tree is small (a province: ~1,000 units; the country: ~12,000); pages of the roster's
  * largest size keep a full read to a few calls. */
@@ -126,6 +132,7 @@ static void s_start_call(s_worker_t *w, gw_call_t *call)
     if (!atomic_load(&be->reachable[call->service])) {
         snprintf(msg, sizeof msg, "the %s service is unavailable; retry later",
                  gw_svc_name(call->service));
+        gw_stats_backend_error(be->opts.stats, call->service, PX_UNAVAILABLE);
         s_complete(call, PX_UNAVAILABLE, msg);
         return;
     }
@@ -184,6 +191,10 @@ static void s_finish_call(s_worker_t *w, gw_svc_t svc, px_rpc_call_t *pc)
         /* Perhaps the service went away: the prober looks now rather than at its next turn. */
         atomic_store(&w->be->probe_now[svc], true);
     }
+    if (code == PX_UNAVAILABLE || code == PX_DEADLINE_EXCEEDED || code == PX_INTERNAL ||
+        code == PX_UNKNOWN || code == PX_DATA_LOSS) {
+        gw_stats_backend_error(w->be->opts.stats, svc, code);
+    }
     s_complete(call, code, px_rpc_call_message(pc));
     px_rpc_call_destroy(&pc);
 }
@@ -210,9 +221,10 @@ static void s_probe_done(s_worker_t *w, s_bg_t *bg)
     gw_svc_t s = bg->svc;
     px_code_t code = px_rpc_call_code(bg->pc);
     bool was = atomic_load(&be->reachable[s]);
-    /* Any answer from the service itself means it is reachable; only the transport's
-     * failures mean it is not. */
-    bool reachable = code != PX_UNAVAILABLE && code != PX_DEADLINE_EXCEEDED;
+    /* Only "nobody to talk to" means down. A probe that times out found a service that is
+     * connected but slow (every worker busy, or the process paused): calls to it are let
+     * through to wait for their own deadlines rather than refused at once. */
+    bool reachable = code != PX_UNAVAILABLE;
     bool serving = false;
     if (code == PX_OK) {
         const Phuxanh__Health__V1__HealthCheckResponse *r =
@@ -508,7 +520,13 @@ static int s_worker_init(gw_backend_t *be, s_worker_t *w, int index, px_status_t
         if (!eps || !*eps) {
             continue;
         }
-        px_rpc_client_opts_t co = {.caller = "gateway", .log = be->opts.log};
+        /* A call waits at most CONNECT_WAIT_MS for a connection, tried ATTEMPTS times: the
+         * first calls after a service died find out within a second, and the probe (whose
+         * timeout is longer than the wait) then marks it down for everyone. */
+        px_rpc_client_opts_t co = {.caller = "gateway",
+                                   .connect_wait_ms = CONNECT_WAIT_MS,
+                                   .max_attempts = ATTEMPTS,
+                                   .log = be->opts.log};
         w->clients[s] = px_rpc_client_new(eps, &co, st);
         if (!w->clients[s]) {
             return -1;
@@ -694,4 +712,53 @@ void gw_call_start(gw_req_t *req, gw_call_t *call, const gw_method_t *m,
     call->done = done;
     call->user = user;
     gw_backend_submit(gw->backend, call);
+}
+
+/* ---------------------------------------------------------------- blocking calls */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} s_sync_t;
+
+static void s_sync_done(gw_call_t *call)
+{
+    s_sync_t *w = call->user;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+px_code_t gw_backend_call_sync(gw_backend_t *self, gw_svc_t svc, const char *path,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int64_t timeout_ms,
+                               ProtobufCMessage **reply, px_status_t *st)
+{
+    s_sync_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    gw_call_t call;
+    memset(&call, 0, sizeof call);
+    call.service = svc;
+    call.path = path;
+    call.request = request;
+    call.reply_type = reply_type;
+    call.deadline_us = px_clock_us() + timeout_ms * 1000;
+    call.idempotent = true;
+    px_rpc_request_id_new(call.request_id);
+    call.done = s_sync_done;
+    call.user = &w;
+    gw_backend_submit(self, &call);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) {
+        pthread_cond_wait(&w.cv, &w.mu);
+    }
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    *reply = call.reply;
+    if (call.code != PX_OK) {
+        return px_status_set(st, call.code, "%s", call.message);
+    }
+    return PX_OK;
 }

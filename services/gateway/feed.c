@@ -386,6 +386,10 @@ void gw_feed_close(gw_feed_t *self)
     self->stop = true;
     s_wake_all(self);
     pthread_mutex_unlock(&self->mu);
+    if (self->started) {
+        pthread_join(self->thread, NULL);
+        self->started = false;
+    }
 }
 
 bool gw_feed_ok(gw_feed_t *self)

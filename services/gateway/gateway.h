@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "phuxanh/log.h"
+#include "phuxanh/metrics.h"
 #include "phuxanh/rpc.h"
 #include "phuxanh/status.h"
 
@@ -37,6 +38,8 @@ typedef struct gw_progress_t gw_progress_t;
 typedef struct gw_feed_t gw_feed_t;
 typedef struct gw_units_t gw_units_t;
 typedef struct gw_stats_t gw_stats_t;
+typedef struct gw_public_t gw_public_t;
+typedef struct gw_webhooks_t gw_webhooks_t;
 
 /* ---------------------------------------------------------------- a growing buffer (buf.c) */
 
@@ -170,6 +173,7 @@ typedef struct {
     int threads;                         /* backend threads; 0: 1 */
     int probe_up_ms;                     /* health probe period while a service is up */
     int probe_down_ms;                   /* ... while it is down */
+    gw_stats_t *stats;                   /* failed calls are counted here; may be NULL */
     px_log_t *log;
 } gw_backend_opts_t;
 
@@ -186,6 +190,12 @@ void gw_backend_submit(gw_backend_t *self, gw_call_t *call);
 /* Whether the service answered its last health probe (false when not configured). */
 bool gw_backend_up(gw_backend_t *self, gw_svc_t s);
 bool gw_backend_configured(gw_backend_t *self, gw_svc_t s);
+/* A call made and waited for, for threads of the gateway's own that may block (never an HTTP
+ * or backend thread). On OK *reply holds the answer (free_unpacked). */
+px_code_t gw_backend_call_sync(gw_backend_t *self, gw_svc_t svc, const char *path,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int64_t timeout_ms,
+                               ProtobufCMessage **reply, px_status_t *st);
 /* The unit tree the backend keeps from the roster (refreshed in the background). */
 gw_units_t *gw_backend_units(gw_backend_t *self);
 
@@ -278,8 +288,11 @@ void gw_http_destroy(gw_http_t **self_p);
 
 /* ---------------------------------------------------------------- statistics (stats.c) */
 
-gw_stats_t *gw_stats_new(void);
+/* Reads the figures other modules keep from gw (cache, feed, backend, HTTP) when scraped. */
+gw_stats_t *gw_stats_new(gw_t *gw);
 void gw_stats_destroy(gw_stats_t **self_p);
+/* The registry, for other modules' families (webhooks) and for /metrics. */
+px_metrics_t *gw_stats_registry(gw_stats_t *self);
 /* One finished request: route label, HTTP status (0: never answered), duration. */
 void gw_stats_request(gw_stats_t *self, const char *route, unsigned status, int64_t dur_us);
 /* A call to a service that failed with UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL or UNKNOWN. */
@@ -299,6 +312,10 @@ void gw_sse_events(gw_req_t *req);  /* sse.c */
 void gw_ops_healthz(gw_req_t *req); /* ops.c */
 void gw_ops_readyz(gw_req_t *req);
 void gw_ops_metrics(gw_req_t *req);
+/* admin.c: POST /v1/webhooks/replay?since=RFC3339[&subscriber=NAME] (admin). */
+void gw_admin_webhooks_replay(gw_req_t *req);
+/* public.c: GET /public/v1/progress, without a token. */
+void gw_public_progress(gw_req_t *req);
 /* static.c: the dashboard's files; false when path names none (the router answers 404). */
 bool gw_static_serve(gw_req_t *req);
 
@@ -362,7 +379,8 @@ typedef bool (*gw_feed_visit_fn)(void *ctx, const gw_feed_event_t *e);
 
 gw_feed_t *gw_feed_new(const gw_feed_opts_t *opts, px_status_t *st);
 void gw_feed_destroy(gw_feed_t **self_p);
-/* Ends every stream (their readers see the end) and stops parking new ones. */
+/* Ends every stream (their readers see the end), stops parking new ones, and stops the
+ * thread: on_change is not called after it returns. Streams may still call in until freed. */
 void gw_feed_close(gw_feed_t *self);
 /* Connected, heard within its heartbeat, and no gap since (what readiness reports). */
 bool gw_feed_ok(gw_feed_t *self);
@@ -376,12 +394,25 @@ int gw_feed_read(gw_feed_t *self, uint64_t *next, gw_feed_visit_fn fn, void *ctx
 /* A stream that ends: never resume it again. */
 void gw_feed_forget(gw_feed_t *self, gw_req_t *req);
 
+/* ---------------------------------------------------------------- public progress (public.c) */
+
+typedef struct {
+    int64_t cache_ms; /* how long one answer serves everyone */
+    double rate;      /* requests per second per client address */
+    double burst;
+    int threshold; /* counts below it are shown as "<threshold" */
+} gw_public_opts_t;
+
+gw_public_t *gw_public_new(const gw_public_opts_t *opts);
+void gw_public_destroy(gw_public_t **self_p);
+
 /* ---------------------------------------------------------------- the gateway (main.c) */
 
 typedef struct {
     size_t max_body; /* bytes of a request body */
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;
+    int64_t sse_keepalive_s; /* a quiet event stream gets a comment line this often */
 } gw_limits_t;
 
 struct gw_t {
@@ -392,6 +423,9 @@ struct gw_t {
     gw_progress_t *progress;
     gw_feed_t *feed;
     gw_stats_t *stats;
+    gw_http_t *http;
+    gw_public_t *public_progress; /* NULL: the public route is off */
+    gw_webhooks_t *webhooks;      /* NULL: no subscribers file */
     char version[32];
 };
 

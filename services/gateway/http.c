@@ -675,7 +675,10 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     int64_t dur = px_clock_us() - req->started_us;
     unsigned status = req->phase == REQ_SENT ? req->status : 0; /* 0: never answered */
-    gw_stats_request(req->gw ? req->gw->stats : NULL, req->route, status, dur);
+    /* A Connect call is known by its method (a bounded set: unknown paths stay "connect"). */
+    bool by_method = req->rpc[0] && strcmp(req->route, "connect") == 0;
+    gw_stats_request(req->gw ? req->gw->stats : NULL, by_method ? req->rpc : req->route, status,
+                     dur);
     px_log_level_t level = status >= 500 || status == 0 ? PX_LOG_WARN : PX_LOG_INFO;
     if (px_log_enabled(http->opts.log, level)) {
         const char *who = req->has_ident ? req->ident.name : "";

@@ -19,7 +19,10 @@
 #include <sys/resource.h>
 
 #include "gateway.h"
+#include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/config.h"
+#include "phuxanh/json.h"
+#include "webhooks.h"
 
 #ifndef PX_VERSION
 #define PX_VERSION "0.0.0"
@@ -52,8 +55,28 @@ static const px_config_option_t s_options[] = {
     {"progress-max-age-ms", "PX_PROGRESS_MAX_AGE_MS", "5000",
      "longest a progress answer is served from memory (0: never)"},
     {"feed-ring", "PX_FEED_RING", "10000", "live events kept for /v1/events to resume from"},
+    {"sse-keepalive-s", "PX_SSE_KEEPALIVE_S", "15",
+     "seconds without an event after which /v1/events sends a keep-alive comment"},
     {"feed-heartbeat-ms", "PX_FEED_HEARTBEAT_MS", "1000",
      "the activation feed's heartbeat period (its pub-heartbeat-ms)"},
+    {"public-progress", "PX_PUBLIC_PROGRESS", "off",
+     "on: serve /public/v1/progress without a token (units' progress, small counts hidden)"},
+    {"public-cache-ms", "PX_PUBLIC_CACHE_MS", "30000", "how long one public answer is reused"},
+    {"public-rate", "PX_PUBLIC_RATE", "2", "public requests per second per client address"},
+    {"public-burst", "PX_PUBLIC_BURST", "20", "public requests a client address may make at once"},
+    {"public-threshold", "PX_PUBLIC_THRESHOLD", "10",
+     "public counts below this are shown as \"<N\""},
+    {"webhooks-file", "PX_WEBHOOKS_FILE", NULL,
+     "the webhook subscribers file (docs/GATEWAY.md); unset: no webhooks"},
+    {"state-dir", "PX_STATE_DIR", NULL,
+     "a directory of the gateway's own where webhook deliveries are journaled"},
+    {"webhooks-daily-hour", "PX_WEBHOOKS_DAILY_HOUR", "20",
+     "hour (Viet Nam time, 0-23) of the daily summary to subscribers; -1: none"},
+    {"webhooks-retry-first-ms", "PX_WEBHOOKS_RETRY_FIRST_MS", "10000",
+     "the first retry of a failed delivery, then doubled each try"},
+    {"webhooks-retry-max-ms", "PX_WEBHOOKS_RETRY_MAX_MS", "3600000", "the longest retry delay"},
+    {"webhooks-give-up-ms", "PX_WEBHOOKS_GIVE_UP_MS", "86400000",
+     "no try starts this long after a delivery was made (or replayed)"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
     {NULL, NULL, NULL, NULL},
 };
@@ -62,6 +85,66 @@ typedef struct {
     const char *name;
     int64_t min, max, *out;
 } s_int_opt_t;
+
+/* The daily summary's figures, on the webhooks thread: one GetProgress through the backend. */
+static int s_webhook_progress(void *ctx, const char *campaign, const char *unit, char **json_out)
+{
+    gw_t *gw = ctx;
+    Phuxanh__Activation__V1__GetProgressRequest q =
+        PHUXANH__ACTIVATION__V1__GET_PROGRESS_REQUEST__INIT;
+    q.campaign_id = (char *)campaign;
+    q.unit_code = (char *)unit;
+    ProtobufCMessage *reply = NULL;
+    px_status_t st;
+    if (gw_backend_call_sync(gw->backend, GW_SVC_ACTIVATION,
+                             "/phuxanh.activation.v1.ActivationService/GetProgress", &q.base,
+                             &phuxanh__activation__v1__get_progress_response__descriptor, 5000,
+                             &reply, &st) != PX_OK) {
+        return -1;
+    }
+    *json_out = px_json_from_message(reply, NULL, &st);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return *json_out ? 0 : -1;
+}
+
+typedef struct {
+    gw_t *gw;
+    px_metrics_series_t *delivered, *failed, *given_up, *dropped, *pending;
+} s_hook_metrics_t;
+
+static void s_webhook_collect(void *data, px_metrics_t *reg)
+{
+    s_hook_metrics_t *m = data;
+    uint64_t delivered = 0, failed = 0, pending = 0, given_up = 0, dropped = 0;
+    if (m->gw->webhooks) {
+        gw_webhooks_counts(m->gw->webhooks, &delivered, &failed, &pending, &given_up, &dropped);
+    }
+    px_metrics_set(m->delivered, (double)delivered);
+    px_metrics_set(m->failed, (double)failed);
+    px_metrics_set(m->given_up, (double)given_up);
+    px_metrics_set(m->dropped, (double)dropped);
+    px_metrics_set(m->pending, (double)pending);
+}
+
+static void s_webhook_metrics(gw_t *gw, s_hook_metrics_t *m)
+{
+    px_metrics_t *r = gw_stats_registry(gw->stats);
+    static const char *const outcome[] = {"outcome", NULL};
+    px_metrics_family_t *f =
+        px_metrics_counter(r, "px_gateway_webhook_deliveries_total",
+                           "Webhook deliveries delivered, tries that failed, deliveries given "
+                           "up after a day, and deliveries refused (queue full)",
+                           outcome);
+    m->gw = gw;
+    m->delivered = px_metrics_series(f, (const char *const[]){"delivered"});
+    m->failed = px_metrics_series(f, (const char *const[]){"failed_try"});
+    m->given_up = px_metrics_series(f, (const char *const[]){"given_up"});
+    m->dropped = px_metrics_series(f, (const char *const[]){"dropped"});
+    m->pending = px_metrics_series(px_metrics_gauge(r, "px_gateway_webhook_pending",
+                                                    "Webhook deliveries waiting to be sent", NULL),
+                                   NULL);
+    px_metrics_on_collect(r, s_webhook_collect, m);
+}
 
 /* Enough descriptors for max-connections plus the services' sockets; the soft limit is
  * often 1,024, below what a gateway holding 1,000 suspended requests needs. */
@@ -93,7 +176,9 @@ int main(int argc, char **argv)
     px_log_t *log = NULL;
     gw_http_t *http = NULL;
     gw_t gw;
+    s_hook_metrics_t hook_metrics;
     memset(&gw, 0, sizeof gw);
+    memset(&hook_metrics, 0, sizeof hook_metrics);
     snprintf(gw.version, sizeof gw.version, "%s", PX_VERSION);
 
     /* Every thread made from here on inherits the mask; only this one takes signals. */
@@ -123,7 +208,8 @@ int main(int argc, char **argv)
     gw.log = log;
 
     int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
-        def_timeout, max_timeout, rate, burst, max_age, ring, hb;
+        def_timeout, max_timeout, rate, burst, max_age, ring, hb, pub_cache, pub_rate, pub_burst,
+        pub_threshold, daily_hour, retry_first, retry_max, give_up, keepalive;
     const s_int_opt_t ints[] = {
         {"http-threads", 1, 64, &http_threads},
         {"backend-threads", 1, 64, &backend_threads},
@@ -140,6 +226,15 @@ int main(int argc, char **argv)
         {"progress-max-age-ms", 0, 3600000, &max_age},
         {"feed-ring", 16, 10000000, &ring},
         {"feed-heartbeat-ms", 100, 60000, &hb},
+        {"sse-keepalive-s", 1, 3600, &keepalive},
+        {"public-cache-ms", 0, 3600000, &pub_cache},
+        {"public-rate", 1, 100000, &pub_rate},
+        {"public-burst", 1, 100000, &pub_burst},
+        {"public-threshold", 0, 1000000, &pub_threshold},
+        {"webhooks-daily-hour", -1, 23, &daily_hour},
+        {"webhooks-retry-first-ms", 1, 86400000, &retry_first},
+        {"webhooks-retry-max-ms", 1, 86400000, &retry_max},
+        {"webhooks-give-up-ms", 1, 30 * 86400000LL, &give_up},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (px_config_int(cfg, ints[i].name, ints[i].min, ints[i].max, ints[i].out, &st) != PX_OK) {
@@ -149,7 +244,7 @@ int main(int argc, char **argv)
         }
     }
     s_raise_nofile(log, max_conn + 1024);
-    gw.limits = (gw_limits_t){(size_t)max_body, def_timeout, max_timeout};
+    gw.limits = (gw_limits_t){(size_t)max_body, def_timeout, max_timeout, keepalive};
 
     gw.auth = gw_auth_new(px_config_get(cfg, "tokens-file"), (double)rate, (double)burst, log, &st);
     if (!gw.auth) {
@@ -157,12 +252,23 @@ int main(int argc, char **argv)
         rc = 2;
         goto done;
     }
+    const char *pub = px_config_get(cfg, "public-progress");
+    if (!pub || (strcmp(pub, "on") != 0 && strcmp(pub, "off") != 0)) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", "public-progress: on or off", NULL);
+        rc = 2;
+        goto done;
+    }
+    if (strcmp(pub, "on") == 0) {
+        gw_public_opts_t po = {pub_cache, (double)pub_rate, (double)pub_burst, (int)pub_threshold};
+        gw.public_progress = gw_public_new(&po);
+    }
     gw.progress = gw_progress_new(max_age);
-    gw.stats = gw_stats_new();
+    gw.stats = gw_stats_new(&gw);
     gw_backend_opts_t bo = {
         .endpoints = {[GW_SVC_ROSTER] = px_config_get(cfg, "roster-endpoints"),
                       [GW_SVC_ACTIVATION] = px_config_get(cfg, "activation-endpoints")},
         .threads = (int)backend_threads,
+        .stats = gw.stats,
         .log = log,
     };
     gw.backend = gw.progress && gw.stats ? gw_backend_new(&bo, &st) : NULL;
@@ -171,11 +277,43 @@ int main(int argc, char **argv)
                     NULL);
         goto done;
     }
+    const char *hooks_file = px_config_get(cfg, "webhooks-file");
+    if (hooks_file && *hooks_file) {
+        const char *state_dir = px_config_get(cfg, "state-dir");
+        if (!state_dir || !*state_dir) {
+            px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG",
+                        "state-dir: must be set when webhooks-file is (the journal lives there)",
+                        NULL);
+            rc = 2;
+            goto done;
+        }
+        gw_webhooks_opts_t wo = {
+            .subscribers_file = hooks_file,
+            .state_dir = state_dir,
+            .units = gw_backend_units(gw.backend),
+            .progress = s_webhook_progress,
+            .progress_ctx = &gw,
+            .daily_hour = (int)daily_hour,
+            .retry_first_ms = retry_first,
+            .retry_max_ms = retry_max,
+            .give_up_after_ms = give_up,
+            .log = log,
+        };
+        gw.webhooks = gw_webhooks_new(&wo, &st);
+        if (!gw.webhooks) {
+            px_log_emit(log, PX_LOG_ERROR, "GW-WEBHOOKS", st.message, NULL);
+            rc = 2;
+            goto done;
+        }
+        s_webhook_metrics(&gw, &hook_metrics);
+    }
     gw_feed_opts_t fo = {
         .endpoints = px_config_get(cfg, "activation-feed"),
         .ring = (size_t)ring,
         .heartbeat_ms = (int)hb,
         .progress = gw.progress,
+        .on_change = gw.webhooks ? gw_webhooks_on_change : NULL,
+        .on_change_ctx = gw.webhooks,
         .log = log,
     };
     gw.feed = gw_feed_new(&fo, &st);
@@ -196,6 +334,7 @@ int main(int argc, char **argv)
         .log = log,
     };
     http = gw_http_new(&ho, &st);
+    gw.http = http;
     if (!http) {
         px_log_emit(log, PX_LOG_ERROR, "GW-START", st.message, NULL);
         goto done;
@@ -213,6 +352,11 @@ int main(int argc, char **argv)
             continue;
         }
         if (sig == SIGHUP) {
+            if (gw.webhooks && gw_webhooks_reload(gw.webhooks, &st) != PX_OK) {
+                px_log_emit(log, PX_LOG_ERROR, "GW-WEBHOOKS-RELOAD",
+                            "subscribers file refused; the old subscribers stay",
+                            PX_LOG_FIELDS(PX_LS("detail", st.message)));
+            }
             if (gw_auth_reload(gw.auth, &st) == PX_OK) {
                 px_log_emit(log, PX_LOG_INFO, "GW-TOKENS-RELOAD", "tokens reloaded",
                             PX_LOG_FIELDS(PX_LI("tokens", (int64_t)gw_auth_token_count(gw.auth))));
@@ -238,15 +382,20 @@ done:
     if (gw.feed) {
         gw_feed_close(gw.feed);
     }
+    /* The feed's thread has stopped: no more changes reach the webhooks. Their thread goes
+     * before the backend's, since a daily summary may be waiting on a call. */
+    gw_webhooks_destroy(&gw.webhooks);
     if (gw.backend) {
         gw_backend_stop(gw.backend);
     }
+    gw.http = NULL; /* the stats' collect hook reads it */
     gw_http_destroy(&http);
-    gw_feed_destroy(&gw.feed);
+    gw_feed_destroy(&gw.feed); /* after the server: ending streams still tell the feed */
     gw_backend_destroy(&gw.backend);
     gw_stats_destroy(&gw.stats);
     gw_progress_destroy(&gw.progress);
     gw_auth_destroy(&gw.auth);
+    gw_public_destroy(&gw.public_progress);
     if (rc == 0) {
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }

@@ -8,11 +8,21 @@
  * missing, so a load balancer can take this gateway out and an operator reads why.
  * Both answer from what backend.c and feed.c already know: no call is made per
  * request.
+ *
+ * /metrics (Prometheus text format, a token of any role) is the gateway's own
+ * registry (stats.c) and each service's, fetched over RPC (Metrics/GetMetrics)
+ * at scrape time and labelled service="roster" / "activation"; a service that does
+ * not answer within the scrape's bound is left out, and px_gateway_service_up
+ * shows it as 0.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway.h"
+#include "phuxanh/clock.h"
+#include "phuxanh/metrics.h"
 
 void gw_ops_healthz(gw_req_t *req)
 {
@@ -62,4 +72,104 @@ void gw_ops_readyz(gw_req_t *req)
     }
     const char *h[] = {"Cache-Control", "no-store", NULL};
     gw_req_respond_take(req, ready ? 200 : 503, "application/json", b.data, b.len, h);
+}
+
+/* ---------------------------------------------------------------- /metrics */
+
+#define PATH_GET_METRICS "/phuxanh.metrics.v1.Metrics/GetMetrics"
+/* A scrape must not hang on a service that does not answer: Prometheus times out at 10 s by
+ * default; ours is well inside it. */
+#define SCRAPE_TIMEOUT_MS 2000
+
+typedef struct {
+    gw_req_t *req;
+    Phuxanh__Metrics__V1__GetMetricsRequest q;
+    gw_call_t calls[GW_SVC_COUNT];
+    pthread_mutex_t mu;
+    int pending;
+} s_scrape_t;
+
+static void s_scrape_free(void *p)
+{
+    s_scrape_t *s = p;
+    if (s) {
+        for (int i = 0; i < GW_SVC_COUNT; i++) {
+            if (s->calls[i].reply) {
+                protobuf_c_message_free_unpacked(s->calls[i].reply, NULL);
+            }
+        }
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+    }
+}
+
+/* On a backend thread: the last service to answer renders the page. */
+static void s_scrape_done(gw_call_t *call)
+{
+    s_scrape_t *s = call->user;
+    pthread_mutex_lock(&s->mu);
+    bool last = --s->pending == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last) {
+        return;
+    }
+    gw_t *gw = gw_req_gw(s->req);
+    Phuxanh__Metrics__V1__GetMetricsResponse *own =
+        px_metrics_snapshot(gw_stats_registry(gw->stats));
+    px_metrics_source_t src[1 + GW_SVC_COUNT];
+    const char *labels[GW_SVC_COUNT][3];
+    size_t n = 0;
+    if (own) {
+        src[n++] = (px_metrics_source_t){own, NULL};
+    }
+    for (int i = 0; i < GW_SVC_COUNT; i++) {
+        /* A service that did not answer is left out; px_gateway_service_up says so. */
+        if (s->calls[i].code == PX_OK && s->calls[i].reply) {
+            labels[i][0] = "service";
+            labels[i][1] = gw_svc_name((gw_svc_t)i);
+            labels[i][2] = NULL;
+            src[n++] = (px_metrics_source_t){(const void *)s->calls[i].reply, labels[i]};
+        }
+    }
+    size_t len = 0;
+    char *text = px_metrics_render_sources(src, n, &len);
+    if (own) {
+        protobuf_c_message_free_unpacked(&own->base, NULL);
+    }
+    if (!text) {
+        gw_req_fail(s->req, PX_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        const char *h[] = {"Cache-Control", "no-store", NULL};
+        gw_req_respond_take(s->req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, h);
+    }
+    gw_req_resume(s->req);
+}
+
+void gw_ops_metrics(gw_req_t *req)
+{
+    gw_t *gw = gw_req_gw(req);
+    s_scrape_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        gw_req_fail(req, PX_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    s->req = req;
+    phuxanh__metrics__v1__get_metrics_request__init(&s->q);
+    pthread_mutex_init(&s->mu, NULL);
+    s->pending = GW_SVC_COUNT;
+    gw_req_set_state(req, s, s_scrape_free);
+    gw_req_suspend(req);
+    for (int i = 0; i < GW_SVC_COUNT; i++) {
+        gw_call_t *c = &s->calls[i];
+        c->service = (gw_svc_t)i;
+        c->path = PATH_GET_METRICS;
+        c->request = &s->q.base;
+        c->reply_type = &phuxanh__metrics__v1__get_metrics_response__descriptor;
+        c->deadline_us = px_clock_us() + SCRAPE_TIMEOUT_MS * 1000LL;
+        c->idempotent = true;
+        snprintf(c->request_id, sizeof c->request_id, "%s", gw_req_id(req));
+        c->done = s_scrape_done;
+        c->user = s;
+        gw_backend_submit(gw->backend, c);
+    }
 }

@@ -27,9 +27,12 @@ typedef struct {
 static const s_route_t s_routes[] = {
     {"/healthz", false, M_GET | M_HEAD, false, "/healthz", gw_ops_healthz},
     {"/readyz", false, M_GET | M_HEAD, false, "/readyz", gw_ops_readyz},
+    {"/metrics", false, M_GET, true, "/metrics", gw_ops_metrics},
     {"/v1/progress", false, M_GET, true, "/v1/progress", gw_rest_progress},
     {"/v1/counts", false, M_GET, true, "/v1/counts", gw_rest_counts},
     {"/v1/events", false, M_GET, true, "/v1/events", gw_sse_events},
+    {"/public/v1/progress", false, M_GET, false, "/public/v1/progress", gw_public_progress},
+    {"/v1/webhooks/replay", false, M_POST, true, "/v1/webhooks/replay", gw_admin_webhooks_replay},
 };
 
 static unsigned s_method_bit(const char *m)

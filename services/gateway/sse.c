@@ -16,8 +16,8 @@
  * figures again (GetProgress) rather than trust its running total.
  *
  * Filters: campaign=ID, unit=CODE[,CODE...] (a unit also matches the units under
- * it). A comment line ": keep-alive" goes out after 15 s without an event, so
- * proxies do not close a quiet stream.
+ * it). A comment line ": keep-alive" goes out after sse-keepalive-s (15 s) without
+ * an event, so proxies do not close a quiet stream.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,7 +27,6 @@
 #include "gateway.h"
 #include "phuxanh/clock.h"
 
-#define KEEPALIVE_US (15 * 1000000LL)
 #define FILTER_UNITS_MAX 16
 /* What one pass of the reader gathers before handing it to the socket. */
 #define CHUNK_MAX (64 * 1024)
@@ -120,13 +119,15 @@ static long s_read(void *state, uint8_t *out, size_t cap)
         if (!s->started) {
             s->started = true;
             /* Reconnect after 3 s; and a first line, so the client knows it is connected. */
-            s_append(s, "retry: 3000\n: connected\n\n", 26);
+            static const char hello[] = "retry: 3000\n: connected\n\n";
+            s_append(s, hello, sizeof hello - 1);
             if (s->reset_pending) {
                 s_reset(s, "cannot resume from Last-Event-ID: read the figures again");
             }
         }
         if (s->len == 0) {
-            bool keepalive_due = px_clock_us() - s->last_write_us >= KEEPALIVE_US;
+            int64_t keepalive_us = s->gw->limits.sse_keepalive_s * 1000000LL;
+            bool keepalive_due = px_clock_us() - s->last_write_us >= keepalive_us;
             int rc = gw_feed_read(s->gw->feed, &s->next, s_visit, s, keepalive_due ? NULL : s->req);
             if (rc < 0) {
                 return -1; /* the gateway is stopping */
@@ -139,7 +140,8 @@ static long s_read(void *state, uint8_t *out, size_t cap)
                 return 0; /* parked until the feed has more or the tick */
             }
             if (s->len == 0 && keepalive_due) {
-                s_append(s, ": keep-alive\n\n", 14);
+                static const char keepalive[] = ": keep-alive\n\n";
+                s_append(s, keepalive, sizeof keepalive - 1);
             }
             if (s->len == 0) {
                 /* Everything new was filtered out: wait again. */

@@ -22,6 +22,12 @@ name=$1
 shift
 [[ $name =~ ^[a-z0-9_-]+$ && -x $root/tests/bench/$name/run.sh ]] || usage
 
+# What the benchmarks need beyond the project's own packages: gRPC C++ (the rpc baseline) and
+# wrk (the gateway's load generator).
+# shellcheck source=../../deploy/lib/packages.sh
+source "$root/deploy/lib/packages.sh"
+px_install_packages "${PX_DEBIAN_PACKAGES[@]}" libgrpc++-dev protobuf-compiler-grpc wrk
+
 build=${PX_BENCH_BUILD_DIR:-$root/build-bench}
 mkdir -p "$build"
 echo "bench: configuring $build (Release, PX_BENCH=ON)" >&2

@@ -455,7 +455,7 @@ def case_slow_clients(_s):
             except AssertionError as e:
                 failures.append("%s: %s" % (sub.__name__, e))
     finally:
-        failures += slow.stop()
+        failures += ["%s exited with status %s" % (n, c) for n, c in slow.stop().items() if c]
     assert not failures, "; ".join(failures)
 
 

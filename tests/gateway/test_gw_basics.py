@@ -43,10 +43,70 @@ def case_viewer_may_not_forget(s):
     assert status == 403 and r["code"] == "permission_denied", (status, r)
 
 
+def log_lines(s, name):
+    with open(s.log(name), errors="replace") as f:
+        return [json.loads(ln) for ln in f if ln.startswith("{")]
+
+
 def case_request_id_travels(s):
-    status, h, _ = s.request("GET", "/v1/progress?campaign=%s&unit=25966" % CAMPAIGN,
-                             token="viewer", headers={"X-Request-Id": "test-rid-0001"})
-    assert status == 200 and h["X-Request-Id"] == "test-rid-0001", h
+    rid = "test-rid-0001"
+    status, h, _ = s.request("POST", P + "QueryCounts",
+                             json.dumps({"campaignId": CAMPAIGN, "unitCode": "25966"}),
+                             token="viewer", headers={"X-Request-Id": rid,
+                                                      "Content-Type": "application/json"})
+    assert status == 200 and h["X-Request-Id"] == rid, h
+    # The gateway's line for the request, and the activation service's for its call (the
+    # services log every call at debug level, which this system runs at).
+    gw = [ln for ln in log_lines(s, "gateway") if ln.get("request_id") == rid]
+    assert len(gw) == 1 and gw[0]["event"] == "GW-HTTP" and gw[0]["status"] == 200, gw
+    assert gw[0]["method"] == P + "QueryCounts" and gw[0]["token"] == "viewer", gw
+    for key in ("ts", "level", "service", "msg", "duration_us", "code"):
+        assert key in gw[0], key
+    act = [ln for ln in log_lines(s, "activation") if ln.get("request_id") == rid]
+    assert act and all(ln["caller"] == "gateway" for ln in act), act
+    assert act[0]["on_behalf_of"] == "viewer", act[0]
+    # A request without an id gets a new one, the same in both processes.
+    status, h, _ = s.request("GET", "/v1/counts?campaign=%s&unit=25969" % CAMPAIGN,
+                             token="viewer")
+    new = h["X-Request-Id"]
+    assert status == 200 and len(new) == 32, h
+    assert any(ln.get("request_id") == new for ln in log_lines(s, "activation"))
+
+
+def case_no_citizen_id_or_token_in_logs(s):
+    cid = "074199012345"
+    ev = {"idempotencyKey": "basics-log-1", "campaignId": CAMPAIGN, "citizenId": cid,
+          "unitCode": "25966", "stage": "STAGE_COLLECTED", "channel": "CHANNEL_OWN_PHONE",
+          "venue": "VENUE_OFFICE", "occurredAt": "2023-07-30T03:00:00Z", "consent": True}
+    status, r = s.connect("RecordEvents", {"events": [ev, dict(ev, idempotencyKey="basics-log-2",
+                                                               citizenId=cid + "9")]})
+    assert status == 200 and r["results"][0].get("code", 0) == 0, r
+    assert r["results"][1]["code"] == 3, r  # 13 digits: refused, naming the field only
+    assert cid not in json.dumps(r), r
+    for name in ("gateway", "activation", "roster"):
+        text = open(s.log(name), errors="replace").read()
+        assert cid not in text, "a citizen id in the %s log" % name
+        for tok in s.tokens.values():
+            assert tok not in text, "a token in the %s log" % name
+
+
+def case_metrics_parse_as_prometheus(s):
+    from prometheus_client.parser import text_string_to_metric_families
+    s.request("GET", "/v1/progress?campaign=%s&unit=725" % CAMPAIGN, token="viewer")
+    status, h, body = s.request("GET", "/metrics", token="viewer")
+    assert status == 200, (status, body[:200])
+    assert h["Content-Type"].startswith("text/plain; version=0.0.4"), h["Content-Type"]
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    reqs = fams["px_gateway_http_requests"]  # the parser drops _total from counter names
+    assert any(sm.labels.get("route") == "/v1/progress" and sm.labels.get("code") == "200"
+               for sm in reqs.samples), reqs.samples
+    assert "px_gateway_http_request_duration_seconds" in fams
+    calls = fams["px_rpc_calls"].samples
+    assert {sm.labels["service"] for sm in calls} >= {"roster", "activation"}, calls[:3]
+    up = {sm.labels["service"]: sm.value for sm in fams["px_gateway_service_up"].samples}
+    assert up == {"roster": 1.0, "activation": 1.0}, up
+    status, _, _ = s.request("GET", "/metrics", token=None)
+    assert status == 401, status
 
 
 CASES = [
@@ -55,7 +115,9 @@ CASES = [
     case_no_token_401,
     case_viewer_may_not_forget,
     case_request_id_travels,
+    case_no_citizen_id_or_token_in_logs,
+    case_metrics_parse_as_prometheus,
 ]
 
 if __name__ == "__main__":
-    sys.exit(System.run_cases(CASES, sys.argv[1:]))
+    sys.exit(System.run_cases(CASES, sys.argv[1:], log_level="debug"))
