@@ -114,6 +114,10 @@ def _rows(fx):
         ("/v1/progress", "GET", "/v1/progress?campaign=%s&unit=725" % c, None, EVERYONE),
         ("/v1/counts", "GET", "/v1/counts?campaign=%s&unit=725&group_by=stage&format=csv" % c,
          None, EVERYONE),
+        ("/metrics", "GET", "/metrics", None, EVERYONE),
+        # Admin only; this gateway has no webhooks configured, so admin's answer is that.
+        ("/v1/webhooks/replay", "POST", "/v1/webhooks/replay?since=2026-01-01T00:00:00Z",
+         lambda: {}, dict(allow(), admin=400)),
     ]
 
 
