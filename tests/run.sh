@@ -43,23 +43,27 @@ IS_ROOT=0
 # ---------------------------------------------------------------- packages
 px_install_packages "${PX_DEBIAN_PACKAGES[@]}"
 
-# ---------------------------------------------------------------- the browser test's node packages
-# tests/gateway/dashboard drives Debian's chromium with playwright-core from npm (no browser
-# download). Node comes from Debian when the machine has none (only then: a machine whose node
-# came from elsewhere, with its own npm, would conflict with Debian's npm package). `npm ci`
-# installs exactly the lock file, again only when the lock changed since the last install.
-DASH_DIR=tests/gateway/dashboard
+# ---------------------------------------------------------------- npm projects of the tests
+# Every tests/gateway/*/package.json is an npm project whose tests ctest runs (the dashboard
+# drives Debian's chromium with playwright-core, no browser download; node-connect holds
+# off-the-shelf Connect clients). Node comes from Debian when the machine has none (only then:
+# a machine whose node came from elsewhere, with its own npm, would conflict with Debian's npm
+# package). `npm ci` installs exactly each lock file, and only when it changed since that
+# project's last install (a copy of it in node_modules/ says which was installed).
 if ! command -v node >/dev/null 2>&1; then
     px_install_packages nodejs npm
 elif ! command -v npm >/dev/null 2>&1; then
     px_install_packages npm
 fi
-if ! cmp -s "$DASH_DIR/package-lock.json" "$DASH_DIR/node_modules/.px-installed-lock"; then
-    echo "==> npm ci in $DASH_DIR"
-    (cd "$DASH_DIR" && npm ci --no-audit --no-fund) ||
-        { echo "==> run.sh: FAILED (npm ci in $DASH_DIR)"; exit 1; }
-    cp "$DASH_DIR/package-lock.json" "$DASH_DIR/node_modules/.px-installed-lock"
-fi
+for pj in tests/gateway/*/package.json; do
+    dir="$(dirname "$pj")"
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.px-installed-lock"; then
+        echo "==> npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund) ||
+            { echo "==> run.sh: FAILED (npm ci in $dir)"; exit 1; }
+        cp "$dir/package-lock.json" "$dir/node_modules/.px-installed-lock"
+    fi
+done
 
 # ---------------------------------------------------------------- formatting
 FORMAT_OK=1

@@ -16,7 +16,8 @@
  * were given (a copy), so a reload never changes one in flight.
  *
  * The rate limit is a token bucket per token name (rate per second, burst), filled
- * lazily when taken from; buckets outlive reloads so a reload is no way around it.
+ * lazily when taken from; the buckets of the names a reload keeps outlive it, so a reload
+ * is no way around it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -308,6 +309,51 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------- rate buckets */
+
+/* The slot of name's bucket in an open-addressing table of cap slots: its own, or the
+ * empty one where it goes; NULL when the table is full of other names. */
+static s_bucket_t *s_bucket_slot(s_bucket_t *table, size_t cap, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = name; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    size_t i = (size_t)(h % cap);
+    for (size_t probes = 0; probes < cap; probes++, i = (i + 1) % cap) {
+        if (!table[i].name[0] || strcmp(table[i].name, name) == 0) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+/* After a reload: only the names of the new set keep their buckets (with what they hold,
+ * so a reload is no way around the limit). Names only ever come from the file, at most
+ * TOKENS_MAX of them, so the table (twice that) never fills; without this, every name
+ * ever loaded kept its slot, and after 20,000 names over the process's life the next new
+ * one looked for a free slot for ever, holding the lock every request takes. Called with
+ * bucket_mu held. */
+static void s_buckets_keep(gw_auth_t *self, const s_set_t *set)
+{
+    if (!self->buckets) {
+        return;
+    }
+    s_bucket_t *table = calloc(self->bucket_cap, sizeof *table);
+    if (!table) {
+        return; /* out of memory: keep the old table; s_bucket_slot copes when it is full */
+    }
+    for (size_t k = 0; k < set->n; k++) {
+        const char *name = set->tokens[k].ident.name;
+        s_bucket_t *old = s_bucket_slot(self->buckets, self->bucket_cap, name);
+        if (old && old->name[0]) {
+            *s_bucket_slot(table, self->bucket_cap, name) = *old;
+        }
+    }
+    free(self->buckets);
+    self->buckets = table;
+}
+
 /* ---------------------------------------------------------------- public */
 
 gw_auth_t *gw_auth_new(const char *tokens_file, double rate_per_s, double burst, px_log_t *log,
@@ -361,6 +407,9 @@ px_code_t gw_auth_reload(gw_auth_t *self, px_status_t *st)
     self->set = set;
     pthread_rwlock_unlock(&self->lock);
     s_set_free(old);
+    pthread_mutex_lock(&self->bucket_mu);
+    s_buckets_keep(self, set);
+    pthread_mutex_unlock(&self->bucket_mu);
     px_status_set(st, PX_OK, "%zu tokens", set->n);
     return PX_OK;
 }
@@ -435,15 +484,11 @@ bool gw_auth_rate_take(gw_auth_t *self, const gw_ident_t *ident, int *retry_afte
             return true; /* out of memory: do not refuse service for it */
         }
     }
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    s_bucket_t *b = s_bucket_slot(self->buckets, self->bucket_cap, name);
+    if (!b) {
+        pthread_mutex_unlock(&self->bucket_mu);
+        return true; /* cannot happen (see s_buckets_keep); never refuse service for it */
     }
-    size_t i = (size_t)(h % self->bucket_cap);
-    while (self->buckets[i].name[0] && strcmp(self->buckets[i].name, name) != 0) {
-        i = (i + 1) % self->bucket_cap;
-    }
-    s_bucket_t *b = &self->buckets[i];
     int64_t now = px_clock_us();
     if (!b->name[0]) {
         snprintf(b->name, sizeof b->name, "%s", name);

@@ -11,8 +11,11 @@
  *   is refused 413 without reading it; query strings holding NUL or invalid
  *   UTF-8 are refused 400. libmicrohttpd bounds the head itself by the
  *   connection's memory (431 past it).
- * - The body is gathered up to max_body (a chunked body that grows past it gets
- *   413 at that point) and must arrive within body_timeout_s.
+ * - The body is gathered up to max_body and must arrive within body_timeout_s.
+ *   libmicrohttpd (0.9.75) can answer only before a body is read or after all of
+ *   it, so a chunked body that grows past max_body is dropped and answered 413 at
+ *   its end (s_body_piece bounds how much more is read), and a body too slow is
+ *   cut off by closing the connection.
  * - Then the router runs. A handler answers at once or suspends the request
  *   (gw_req_suspend) while a backend thread works; whoever finishes prepares the
  *   answer and resumes it, and libmicrohttpd calls s_access again, which sends
@@ -71,6 +74,8 @@ struct gw_req_t {
     req_phase_t phase;
     bool suspended_by_handler; /* the handler handed the answer to another thread */
     bool refused_early;        /* answered before the body was read (413, 400) */
+    bool too_big;              /* the body grew past max_body: the rest is dropped */
+    size_t dropped;            /* bytes of such a body so far (all past the limit too) */
     uint8_t *body;
     size_t body_len, body_cap;
     /* the answer */
@@ -422,9 +427,69 @@ static enum MHD_Result s_check_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Transfer-Encoding: only "chunked" frames a body we can read. libmicrohttpd takes any other
+ * value without a word and then waits for a body it cannot delimit, holding the connection
+ * until the idle timeout. RFC 9112 6.3: when chunked is not the final coding the length is
+ * unknown (400); RFC 9110: a coding we do not implement before it is 501. true when
+ * answered. */
+static bool s_refuse_coding(gw_req_t *req, const char *te)
+{
+    size_t n = strlen(te);
+    while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t')) {
+        n--;
+    }
+    const char *last = te + n;
+    while (last > te && last[-1] != ',' && last[-1] != ' ' && last[-1] != '\t') {
+        last--;
+    }
+    bool chunked_last = (size_t)(te + n - last) == 7 && strncasecmp(last, "chunked", 7) == 0;
+    if (chunked_last && last == te + strspn(te, " \t")) {
+        return false; /* "chunked" alone */
+    }
+    if (chunked_last) {
+        gw_req_fail_http(req, 501, PX_UNIMPLEMENTED, NULL,
+                         "Transfer-Encoding \"%.40s\": only chunked is supported", te);
+    } else {
+        gw_req_fail(req, PX_INVALID_ARGUMENT,
+                    "Transfer-Encoding \"%.40s\": the body's length cannot be known unless "
+                    "chunked comes last",
+                    te);
+    }
+    return true;
+}
+
+/* RFC 9110 5.1: a field name is a token. libmicrohttpd keeps "Content-Length : 5" as a
+ * field named "Content-Length " and does not frame the body by it, while a proxy in front
+ * may: the body would then be read here as the next request (request smuggling). RFC 9112
+ * 5.1 says refuse it with 400. */
+#define TOKEN_CHARS "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+static enum MHD_Result s_check_name(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    const char **bad = cls;
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || strspn(key, TOKEN_CHARS) != n) {
+        *bad = key ? key : "";
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 /* The head is in: refuses what must not be read further. true when answered. */
 static bool s_check_head(gw_req_t *req)
 {
+    const char *bad_name = NULL;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_check_name, &bad_name);
+    if (bad_name) {
+        gw_req_fail(req, PX_INVALID_ARGUMENT, "a header name holds a character not allowed there");
+        return true;
+    }
+    if (gw_req_header_count(req, MHD_HTTP_HEADER_HOST) > 1) {
+        /* RFC 9112 3.2: which host was meant is not ours to guess. */
+        gw_req_fail(req, PX_INVALID_ARGUMENT, "Host given more than once");
+        return true;
+    }
     int ncl = gw_req_header_count(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int nte = gw_req_header_count(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (ncl > 1) {
@@ -438,6 +503,9 @@ static bool s_check_head(gw_req_t *req)
     }
     if (nte > 1) {
         gw_req_fail(req, PX_INVALID_ARGUMENT, "Transfer-Encoding given more than once");
+        return true;
+    }
+    if (nte == 1 && s_refuse_coding(req, gw_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING))) {
         return true;
     }
     const char *cl = gw_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -466,14 +534,12 @@ static bool s_check_head(gw_req_t *req)
     return false;
 }
 
-/* Appends body bytes; false (answered 413) when the body grows past the limit. */
-static bool s_body_append(gw_req_t *req, const char *data, size_t n)
+/* Appends body bytes: 0, or 1 when the body grows past the limit, -1 out of memory. */
+static int s_body_append(gw_req_t *req, const char *data, size_t n)
 {
     size_t max = req->http->opts.max_body;
     if (n > max - req->body_len) {
-        gw_req_fail_http(req, 413, PX_RESOURCE_EXHAUSTED, NULL,
-                         "request body exceeds the limit of %zu bytes", max);
-        return false;
+        return 1;
     }
     if (req->body_len + n > req->body_cap) {
         size_t cap = req->body_cap ? req->body_cap : 4096;
@@ -485,15 +551,51 @@ static bool s_body_append(gw_req_t *req, const char *data, size_t n)
         }
         uint8_t *b = realloc(req->body, cap);
         if (!b) {
-            gw_req_fail(req, PX_RESOURCE_EXHAUSTED, "out of memory");
-            return false;
+            return -1;
         }
         req->body = b;
         req->body_cap = cap;
     }
     memcpy(req->body + req->body_len, data, n);
     req->body_len += n;
-    return true;
+    return 0;
+}
+
+/* A piece of the body: kept, or (past the limit) dropped. MHD_NO closes the connection
+ * without an answer: libmicrohttpd 0.9.75 can queue an answer only before the body is read
+ * or after all of it is, never while it arrives (MHD_queue_response fails, and the answer
+ * is lost). So a body that grows past max_body (chunked: its length is not known from the
+ * head) is read on and dropped, and answered 413 when it ends, so that the client hears
+ * why; but only up to as much again as the limit, past which we stop paying for it. */
+static enum MHD_Result s_body_piece(gw_req_t *req, const char *data, size_t n)
+{
+    gw_http_t *http = req->http;
+    int64_t limit = (int64_t)http->opts.body_timeout_s * 1000000;
+    if (px_clock_us() - req->started_us > limit) {
+        req->code = PX_DEADLINE_EXCEEDED; /* for the log line: closed, never answered */
+        return MHD_NO;
+    }
+    if (req->too_big) {
+        req->dropped += n;
+        if (req->dropped - http->opts.max_body > http->opts.max_body) {
+            req->code = PX_RESOURCE_EXHAUSTED;
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    int rc = s_body_append(req, data, n);
+    if (rc < 0) {
+        req->code = PX_RESOURCE_EXHAUSTED;
+        return MHD_NO;
+    }
+    if (rc > 0) {
+        req->too_big = true;
+        req->dropped = req->body_len + n;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result s_queue(gw_req_t *req)
@@ -541,19 +643,14 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        int64_t limit = (int64_t)http->opts.body_timeout_s * 1000000;
-        if (px_clock_us() - req->started_us > limit) {
-            gw_req_fail_http(req, 408, PX_DEADLINE_EXCEEDED, NULL,
-                             "request body not received within %d s", http->opts.body_timeout_s);
-            *upload_size = 0;
-            return s_queue(req);
-        }
-        if (!s_body_append(req, upload, *upload_size)) {
-            *upload_size = 0;
-            return s_queue(req);
-        }
+        enum MHD_Result r = s_body_piece(req, upload, *upload_size);
         *upload_size = 0;
-        return MHD_YES;
+        return r;
+    }
+    if (req->too_big) {
+        gw_req_fail_http(req, 413, PX_RESOURCE_EXHAUSTED, NULL,
+                         "request body exceeds the limit of %zu bytes", http->opts.max_body);
+        return s_queue(req);
     }
     if (req->phase == REQ_READING) {
         req->phase = REQ_DISPATCHED;
@@ -608,6 +705,20 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req->body);
     free(req);
     atomic_fetch_sub(&http->in_flight, 1);
+}
+
+/* libmicrohttpd decodes %HH in the path and the query with this. "%00" would become a NUL
+ * that cuts the path short wherever it is read as a C string ("/index.html%00.png" was
+ * served as /index.html, "/v1/progress%00x" routed to /v1/progress). It is decoded as the
+ * byte 0xFF instead: never part of valid UTF-8, so no route or file matches such a path
+ * (404), and the query check refuses such a parameter (400). */
+static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    for (char *p = strstr(s, "%00"); p; p = strstr(p + 3, "%00")) {
+        p[1] = 'F';
+        p[2] = 'F';
+    }
+    return MHD_http_unescape(s);
 }
 
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -670,6 +781,7 @@ gw_http_t *gw_http_new(const gw_http_opts_t *opts, px_status_t *st)
         {MHD_OPTION_SOCK_ADDR, 0, &sa},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)s_completed, self},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)s_mhd_log, self},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)s_unescape, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)opts->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opts->per_ip_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opts->idle_timeout_s, NULL},

@@ -455,6 +455,13 @@ void gw_rest_counts(gw_req_t *req)
         }
         snprintf(c->units[c->nunits++].unit, sizeof c->units[0].unit, "%s", u);
     }
+    if (c->nunits == 0) {
+        /* "unit=," names none: with no call to wait for, the request would stay suspended
+         * for ever (and its connection with it). */
+        gw_req_fail(req, PX_INVALID_ARGUMENT,
+                    "unit: at least one unit code: /v1/counts?campaign=ID&unit=CODE[,CODE]");
+        return;
+    }
     if (c->nunits > 1 && !s_grouped(c, PHUXANH__ACTIVATION__V1__GROUP_BY__GROUP_BY_UNIT)) {
         /* Several units: rows by ward, so that each unit's answer reads on its own. */
         c->group_by[c->ngroup++] = PHUXANH__ACTIVATION__V1__GROUP_BY__GROUP_BY_UNIT;

@@ -70,7 +70,7 @@ def db_url(name):
 
 class System:
     def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=(),
-                 log_level="info"):
+                 log_level="info", gateway_env=None):
         self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
         self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
         tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
@@ -82,9 +82,11 @@ class System:
         self.url = "http://127.0.0.1:%d" % self.http_port
         self.feed_heartbeat_ms = feed_heartbeat_ms
         self.gateway_args = list(gateway_args)
+        self.gateway_extra_env = dict(gateway_env or {})  # PX_* settings of this gateway
         self.log_level = log_level
         self.procs = {}
         self.tokens = {}
+        self.extra_tokens = {}  # name -> (role, the rest of its line), see add_token
         self.tokens_file = os.path.join(self.dir, "tokens")
         self.secret = secrets.token_hex(32)
 
@@ -145,6 +147,7 @@ class System:
 
     def start_gateway(self, extra_env=None):
         env = self.gateway_env()
+        env.update(self.gateway_extra_env)
         env.update(extra_env or {})
         return self._spawn("gateway", [self.bin("services/gateway/px-gateway")] +
                            self.gateway_args, env)
@@ -164,11 +167,25 @@ class System:
         return self.procs[name].pid
 
     # ------------------------------------------------------------ tokens
-    def write_tokens(self, extra_lines=()):
+    def add_token(self, name, role, units="", options=""):
+        """Adds a token beyond the standard ones (written by the next write_tokens); options are
+        more fields of its line, e.g. "rate=1 burst=2". Returns the token."""
+        rest = " ".join(x for x in (("units=" + units) if units else "", options) if x)
+        self.extra_tokens[name] = (role, rest)
+        self.tokens.setdefault(name, secrets.token_urlsafe(32))
+        return self.tokens[name]
+
+    def write_tokens(self, extra_lines=(), omit=()):
+        """Writes the token file (atomically): every standard and added token except those
+        named in omit, then extra_lines as they are."""
         lines = ["# written by tests/gateway/system.py"]
-        for name, (role, rest) in TOKENS.items():
+        every = dict(TOKENS)
+        every.update(self.extra_tokens)
+        for name, (role, rest) in every.items():
             tok = self.tokens.get(name) or secrets.token_urlsafe(32)
             self.tokens[name] = tok
+            if name in omit:
+                continue
             line = "%s %s %s" % (hashlib.sha256(tok.encode()).hexdigest(), name, role)
             if rest:
                 line += " " + rest
@@ -177,6 +194,23 @@ class System:
         with open(self.tokens_file + ".tmp", "w") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(self.tokens_file + ".tmp", self.tokens_file)
+
+    def stored_keys(self, keys):
+        """Which of these idempotency keys the activation database holds (events written)."""
+        keys = list(keys)
+        if not keys:
+            return set()
+        lits = ",".join("'%s'" % k.replace("'", "''") for k in keys)
+        rows = self.sql("activation", "SELECT idempotency_key FROM events WHERE idempotency_key "
+                        "IN (%s)" % lits)
+        return {r[0] for r in rows}
+
+    def sql(self, service, query):
+        """Rows (lists of text) of a query on a service's database ("activation", "roster")."""
+        out = subprocess.run([psql_bin(), db_url(self.dbs[service]), "-v", "ON_ERROR_STOP=1",
+                              "-qAt", "-F", "\t", "-c", query], check=True,
+                             stdout=subprocess.PIPE).stdout.decode()
+        return [line.split("\t") for line in out.splitlines()]
 
     # ------------------------------------------------------------ whole system
     def start(self, demo=True):
@@ -279,6 +313,35 @@ class System:
         return status, json.loads(body) if body else None
 
 
+def event(unit, key=None, citizen=None, stage="STAGE_COLLECTED",
+          occurred_at="2023-07-29T03:00:00Z"):
+    """One ActivationEvent (proto3 JSON) of the demo campaign, with a fresh idempotency key
+    and a fresh citizen (a Hà Nội ID born in 1985, never one of the demo's) unless given."""
+    return {
+        "idempotencyKey": key or "test-" + secrets.token_hex(8),
+        "campaignId": CAMPAIGN,
+        "citizenId": citizen or "001085%06d" % secrets.randbelow(1000000),
+        "unitCode": unit,
+        "stage": stage,
+        "channel": "CHANNEL_OWN_PHONE",
+        "venue": "VENUE_OFFICE",
+        "occurredAt": occurred_at,
+        "consent": True,
+    }
+
+
+def protos():
+    """(activation_pb2, roster_pb2): the message classes protoc made at build time
+    (tests/gateway/CMakeLists.txt; PX_GW_PY_DIR says where)."""
+    gen = os.environ.get("PX_GW_PY_DIR") or os.path.join(
+        os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build"), "tests/gateway/py")
+    if gen not in sys.path:
+        sys.path.insert(0, gen)
+    from phuxanh.activation.v1 import activation_pb2  # noqa: E402 pylint: disable=import-error
+    from phuxanh.roster.v1 import roster_pb2  # noqa: E402 pylint: disable=import-error
+    return activation_pb2, roster_pb2
+
+
 def run_cases(cases, argv, demo=True, **system_args):
     """Runs cases (functions taking the System) against one started system, or only the one
     named in argv; prints ok/FAIL per case; returns the exit status."""
@@ -290,9 +353,10 @@ def run_cases(cases, argv, demo=True, **system_args):
         for case in cases:
             if only and case.__name__ != only:
                 continue
+            t = time.monotonic()
             try:
                 case(system)
-                print("ok   %s" % case.__name__, flush=True)
+                print("ok   %s (%.1f s)" % (case.__name__, time.monotonic() - t), flush=True)
             except Exception as e:  # noqa: BLE001 - a failed case is reported, not raised
                 failed += 1
                 print("FAIL %s: %s: %s" % (case.__name__, type(e).__name__, e), flush=True)
