@@ -269,7 +269,8 @@ typedef struct gw_http_t gw_http_t;
 typedef struct {
     const char *listen;          /* "127.0.0.1:8080" (port 0: any free port) */
     int threads;                 /* libmicrohttpd's thread pool; 0: 1 */
-    size_t max_body;             /* bytes: 413 past it, nothing more read */
+    size_t max_body;             /* bytes: 413 past it (declared: nothing read; chunked:
+                                  * the rest dropped, the connection closed past twice it) */
     size_t max_header;           /* bytes of a connection's memory for the request head */
     int idle_timeout_s;          /* a connection quiet this long is closed */
     int body_timeout_s;          /* a body must be in within this long of its head */
