@@ -365,7 +365,7 @@ def run_cases(cases, argv, demo=True, **system_args):
         try:
             codes = system.stop_processes()
         finally:
-            bad = {n: c for n, c in codes.items() if c != 0}
+            bad = {n: c for n, c in codes.items() if c not in (0, None)}
             if bad:
                 failed += 1
                 print("FAIL clean exit: %s" % bad, flush=True)
@@ -400,7 +400,7 @@ def main():
         env.update(system.env())
         rc = subprocess.run(cmd, env=env).returncode
     finally:
-        bad = {n: c for n, c in system.stop_processes().items() if c != 0}
+        bad = {n: c for n, c in system.stop_processes().items() if c not in (0, None)}
         if bad:
             sys.stderr.write("processes did not exit cleanly: %s\n" % bad)
             rc = rc or 1
