@@ -229,6 +229,18 @@ static void test_replicas_share_calls(void)
     px_status_t st;
     px_rpc_client_t *c = px_rpc_client_new(eps, NULL, &st);
     PX_REQUIRE(c);
+    /* Calls go to the replicas whose handshake is done: until both are, all go to one. Under
+     * load the second handshake may take longer than 40 quick calls, so wait for it first
+     * (both replicas answering), then count. */
+    bool seen_a = false, seen_b = false;
+    int64_t until = px_clock_us() + 5000000;
+    while ((!seen_a || !seen_b) && px_clock_us() < until) {
+        int pid = 0;
+        PX_CHECK_INT_EQ(s_echo_sleep(c, 0, false, 2000, NULL, &pid), PX_OK);
+        seen_a = seen_a || pid == a.pid;
+        seen_b = seen_b || pid == b.pid;
+    }
+    PX_REQUIRE(seen_a && seen_b);
     int on_a = 0, on_b = 0;
     for (int i = 0; i < 40; i++) {
         int pid = 0;
