@@ -5,10 +5,15 @@
  * registered service name about that service (here: the same answer, since a
  * service is only as healthy as the database under it), any other name is
  * NOT_FOUND. A server with a database is NOT_SERVING while this worker cannot
- * reach it; the check itself reconnects, so health recovers on its own.
+ * reach it; the check itself reconnects, so health recovers on its own. The answer
+ * also names the build (PX_VERSION, the project's version), for `pxctl health`.
  */
 #include "phuxanh/health/v1/health.pb-c.h"
 #include "rpc_internal.h"
+
+#ifndef PX_VERSION
+#define PX_VERSION ""
+#endif
 
 static px_code_t s_check(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                          ProtobufCMessage *reply)
@@ -22,6 +27,7 @@ static px_code_t s_check(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
         return px_rpc_fail(ctx, PX_NOT_FOUND, "service: %.200s is not served here", name);
     }
     rep->status = PHUXANH__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    rep->version = (char *)PX_VERSION; /* static: the reply is packed before the call ends */
     if (px__server_has_db(ctx->server)) {
         px_status_t st;
         if (px_db_ping(ctx->db, &st) != PX_OK) {
