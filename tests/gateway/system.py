@@ -279,11 +279,18 @@ class System:
             "PX_GW_CAMPAIGN": CAMPAIGN,
             "PX_GW_DIR": self.dir,
             "PX_GW_TOKENS_FILE": self.tokens_file,
-            "PX_GW_PID": str(self.pid("gateway")),
-            "PX_ACTIVATION_PID": str(self.pid("activation")),
-            "PX_ROSTER_PID": str(self.pid("roster")),
             "PX_ACTIVATION_ENDPOINT": self.activation_ep,
+            # what pxctl reads (and any client of the services)
+            "PX_ROSTER_ENDPOINTS": self.roster_ep,
+            "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
+            "PX_ACTIVATION_FEED": self.feed_ep,
+            "PX_GATEWAY_URL": self.url,
+            "PX_TOKENS_FILE": self.tokens_file,
         }
+        for var, name in (("PX_GW_PID", "gateway"), ("PX_ACTIVATION_PID", "activation"),
+                          ("PX_ROSTER_PID", "roster")):
+            if name in self.procs:  # a test may have stopped one
+                e[var] = str(self.pid(name))
         for name, tok in self.tokens.items():
             e["PX_GW_TOKEN_" + name.upper().replace("-", "_")] = tok
         return e
