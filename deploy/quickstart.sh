@@ -126,46 +126,15 @@ service_where() {
 }
 
 # ---------------------------------------------------------------- API tokens
-# A token is 32 random bytes in base64url; only its SHA-256 is written down (the gateway's
-# token file format: docs/GATEWAY.md), so the token itself is shown once and kept by whoever
-# holds it.
-new_token() {
-    head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
-}
-
-# set_token NAME ROLE [UNITS]: writes a new token for NAME (replacing NAME's line if any) and
-# prints the token on stdout.
+# set_token NAME ROLE [UNITS]: a new token for NAME (replacing NAME's if any), printed on stdout
+# and stored only as its SHA-256 in the gateway's token file (`pxctl tokens add`).
 set_token() {
-    local name="$1" role="$2" units="${3:-}" tok hash line
-    case "$role" in
-    viewer | recorder | planner | admin) ;;
-    *)
-        echo "error: role must be viewer, recorder, planner or admin" >&2
-        return 2
-        ;;
-    esac
-    if [ "$role" = recorder ] && [ -z "$units" ]; then
-        echo "error: a recorder needs its units (comma separated codes)" >&2
-        return 2
+    local name="$1" role="$2" units="${3:-}" pxctl="$ROOT/build/services/pxctl/pxctl"
+    if [ ! -x "$pxctl" ]; then
+        echo "error: ${pxctl#"$ROOT"/} is not built (deploy/quickstart.sh builds it)" >&2
+        return 1
     fi
-    mkdir -p "$(dirname "$TOKENS_FILE")"
-    tok="$(new_token)"
-    hash="$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)"
-    line="$hash $name $role"
-    if [ -n "$units" ]; then
-        line="$line units=$units"
-    fi
-    (
-        umask 077
-        {
-            if [ -f "$TOKENS_FILE" ]; then
-                grep -v -E "^[0-9a-f]{64} $name( |\$)" "$TOKENS_FILE" || true
-            fi
-            echo "$line"
-        } >"$TOKENS_FILE.tmp"
-        mv "$TOKENS_FILE.tmp" "$TOKENS_FILE"
-    )
-    printf '%s\n' "$tok"
+    "$pxctl" tokens add "$name" "$role" --replace --file "$TOKENS_FILE" ${units:+--units "$units"}
 }
 
 # Tells a running gateway to read the token file again.
