@@ -163,7 +163,7 @@ static int s_gen(int argc, char **argv)
         pxctl_err(s_gen_cmd.name, "out of memory");
         goto done;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (pxctl_mkdirs(dir, 0755) != 0) {
         pxctl_err(s_gen_cmd.name, "%s: %s", dir, strerror(errno));
         goto done;
     }

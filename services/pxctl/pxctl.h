@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "phuxanh/config.h"
 #include "phuxanh/rpc.h"
@@ -144,6 +145,9 @@ int pxctl_call(px_rpc_client_t *client, const px_config_t *cfg, const char *cmd_
 int pxctl_read_fd(int fd, size_t max, char **out, size_t *len);
 /* Writes all of buf to fd, restarting on EINTR and short writes. 0, or -1 with errno. */
 int pxctl_write_all(int fd, const void *buf, size_t len);
+/* mkdir -p: path made with mode (less the umask) if missing, and its missing parents with
+ * 0755, as mkdir -p would: a parent is not ours to close. 0, or -1 with errno. */
+int pxctl_mkdirs(const char *path, mode_t mode);
 /* Whether to colour what goes to fd: a terminal, NO_COLOR unset, TERM not "dumb". */
 bool pxctl_color(int fd);
 

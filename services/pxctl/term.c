@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pxctl.h"
@@ -179,4 +180,29 @@ int pxctl_write_all(int fd, const void *buf, size_t len)
         len -= (size_t)w;
     }
     return 0;
+}
+
+int pxctl_mkdirs(const char *path, mode_t mode)
+{
+    char *p = strdup(path);
+    int rc = -1;
+    if (!p) {
+        return -1;
+    }
+    for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash) {
+            *slash = '\0';
+        }
+        if (mkdir(p, slash ? 0755 : mode) != 0 && errno != EEXIST) {
+            goto done;
+        }
+        if (!slash) {
+            break;
+        }
+        *slash = '/';
+    }
+    rc = 0;
+done:
+    free(p);
+    return rc;
 }

@@ -431,7 +431,7 @@ static int s_lock(const char *cmd, const char *path)
         goto done;
     }
     const char *dir = dirname(dcopy);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (pxctl_mkdirs(dir, 0700) != 0) {
         pxctl_err(cmd, "%s: %s", dir, strerror(errno));
         goto done;
     }

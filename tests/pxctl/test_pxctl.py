@@ -414,7 +414,7 @@ def tokens_cycle(system):
 
 def tokens_refusals(system):
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "gw", "tokens")
+        path = os.path.join(d, "var", "gw", "tokens")  # neither directory there yet
         env = {"PX_TOKENS_FILE": path}
         rc, out, err = run(system, "tokens", "add", "w1", "recorder", env=env)
         expect(rc == 2 and "units" in err and not os.path.exists(path), "recorder without units")
@@ -422,6 +422,7 @@ def tokens_refusals(system):
                            "--rate", "5", "--burst", "10", env=env)
         expect(rc == 0 and out.strip(), "add to a new file: %d %s" % (rc, err))
         expect(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700, "its directory 700")
+        expect(stat.S_IMODE(os.stat(os.path.join(d, "var")).st_mode) == 0o755, "a parent 755")
         line = [x for x in open(path).read().splitlines() if " w1 " in x][0]
         expect(line.split()[1:] == ["w1", "recorder", "units=25966,725", "rate=5", "burst=10"],
                line)
@@ -455,7 +456,7 @@ def tokens_refusals(system):
 def keys_gen(system):
     import zmq  # noqa: E402 pylint: disable=import-outside-toplevel
     with tempfile.TemporaryDirectory() as d:
-        kdir = os.path.join(d, "keys")
+        kdir = os.path.join(d, "etc", "keys")
         rc, out, err = run(system, "keys", "gen", "gateway", "--dir", kdir)
         expect(rc == 0, "keys gen: %d %s" % (rc, err))
         pub_path, sec_path = os.path.join(kdir, "gateway"), os.path.join(kdir, "gateway_secret")
