@@ -11,8 +11,9 @@
  *
  * Each file is written beside its final name and then linked into place, which
  * fails if the name is taken: an existing key pair is never overwritten by
- * accident (servers trust its public key); --force replaces it. The public key is
- * also printed, for the operator to paste into an allow-list.
+ * accident (servers trust its public key); --force replaces it. The allow-list
+ * line "<public key> <name>" is printed, for the operator to add to the
+ * allow-lists of the servers NAME talks to.
  *
  * Kept small and self-contained on purpose: the runtime's CURVE support may bring
  * its own key files, and then this command becomes a call of it.
@@ -49,7 +50,7 @@ static const pxctl_command_t s_gen_cmd = {
     .synopsis = "NAME",
     .summary = "a CURVE key pair for NAME: DIR/NAME (public) and DIR/NAME_secret",
     .details = "NAME is 1 to 64 of A-Z a-z 0-9 . _ - (the process's name in allow-lists: roster,\n"
-               "activation, gateway, pxctl). The public key is also printed on stdout.\n\n"
+               "activation, gateway, pxctl). Prints the allow-list line \"<public key> NAME\".\n\n"
                "Example:\n"
                "  pxctl keys gen gateway --dir /etc/phuxanh/keys",
     .options = s_gen_options,
@@ -178,7 +179,7 @@ static int s_gen(int argc, char **argv)
         }
         goto done;
     }
-    printf("%s\n", pub);
+    printf("%s %s\n", pub, name); /* an allow-list line */
     fflush(stdout);
     if (isatty(1)) {
         fprintf(stderr, "pxctl keys: %s (public) and %s (secret, mode 600) written\n", pub_path,
