@@ -75,6 +75,10 @@ static const pxctl_option_t s_options[] = {
     {{"reorder-ms", NULL, "200", "with -f: how long a line waits for earlier ones from others"},
      0,
      0},
+    {{"hwm", NULL, "1000",
+      "with -f: lines held per process while this reader is busy; past them it loses lines"},
+     0,
+     0},
     {{"timeout-ms", "PX_TIMEOUT_MS", "3000", "how long a process may take to send its history"},
      0,
      0},
@@ -145,7 +149,7 @@ typedef struct {
     int64_t since_us; /* 0: none */
     s_format_t format;
     bool color;
-    int64_t timeout_ms, reorder_ms;
+    int64_t timeout_ms, reorder_ms, hwm;
     bool out_broken; /* stdout closed (| head): stop quietly */
 } s_ctx_t;
 
@@ -970,7 +974,8 @@ int pxctl_logs_main(int argc, char **argv)
     }
     c->color = c->format == S_TEXT && pxctl_color(STDOUT_FILENO);
     if (!pxctl_int(&s_cmd, args.cfg, "reorder-ms", 0, 60000, &c->reorder_ms) ||
-        !pxctl_int(&s_cmd, args.cfg, "timeout-ms", 1, 3600000, &c->timeout_ms)) {
+        !pxctl_int(&s_cmd, args.cfg, "timeout-ms", 1, 3600000, &c->timeout_ms) ||
+        !pxctl_int(&s_cmd, args.cfg, "hwm", 1, 1000000, &c->hwm)) {
         goto done;
     }
     bool follow = pxctl_on(args.cfg, "follow");
@@ -991,7 +996,9 @@ int pxctl_logs_main(int argc, char **argv)
     for (int i = 0; follow && i < c->nsrc; i++) {
         px_status_t st;
         c->src[i].sub = px_logstream_socket(c->zctx, ZMQ_SUB, 0, &st);
-        if (!c->src[i].sub || zmq_setsockopt(c->src[i].sub, ZMQ_SUBSCRIBE, "", 0) != 0 ||
+        int hwm = (int)c->hwm;
+        if (!c->src[i].sub || zmq_setsockopt(c->src[i].sub, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+            zmq_setsockopt(c->src[i].sub, ZMQ_SUBSCRIBE, "", 0) != 0 ||
             zmq_connect(c->src[i].sub, c->src[i].pub) != 0) {
             pxctl_err(s_cmd.name, "%s: cannot connect to %s: %s", c->src[i].name, c->src[i].pub,
                       zmq_strerror(zmq_errno()));
