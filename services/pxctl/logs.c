@@ -50,6 +50,12 @@
 #define LOGS_PENDING_MAX 100000
 /* History answers followed ("more") per process: 1 MiB each, far past any history kept. */
 #define LOGS_HISTORY_ROUNDS 256
+/* Unset --log-endpoints: deploy/quickstart.sh's system, as the other endpoints' defaults are
+ * (the table's default would not fit --help's columns). */
+#define LOGS_DEFAULT_ENDPOINTS                                                                     \
+    "roster=tcp://127.0.0.1:7111+tcp://127.0.0.1:7112,"                                            \
+    "activation=tcp://127.0.0.1:7113+tcp://127.0.0.1:7114,"                                        \
+    "gateway=tcp://127.0.0.1:7115+tcp://127.0.0.1:7116"
 /* The poll's tick while following: how late a line may go out past its window. */
 #define LOGS_TICK_MS 50
 /* The gateway takes a caller's X-Request-Id of up to 64 characters (GW_REQUEST_ID_MAX). */
@@ -57,7 +63,8 @@
 
 static const pxctl_option_t s_options[] = {
     {{"log-endpoints", "PX_LOG_ENDPOINTS", NULL,
-      "the processes' log streams, comma separated: [NAME=]PUB_ENDPOINT[+HISTORY_ENDPOINT]"},
+      "the processes' log streams, comma separated: [NAME=]PUB_ENDPOINT[+HISTORY_ENDPOINT]; "
+      "unset: deploy/quickstart.sh's (ports 7111 to 7116)"},
      0,
      0},
     {{"follow", NULL, "off", "after the history, print new lines as they come, until interrupted"},
@@ -93,7 +100,7 @@ static const pxctl_command_t s_cmd = {
                "log-endpoint, and after a '+' its log-history-endpoint): first the lines they\n"
                "kept, then with -f the new ones, merged in time order. On a terminal the lines\n"
                "are shown readable and coloured, else as JSON lines. Lines a slow reader missed\n"
-               "are counted: \"... N lines of SERVICE lost\" on stderr.\n\n"
+               "are counted: \"… N lines of SERVICE lost\" on stderr.\n\n"
                "Examples:\n"
                "  pxctl logs -f\n"
                "  pxctl logs --since 10m --level warn\n"
@@ -930,7 +937,8 @@ int pxctl_logs_main(int argc, char **argv)
     }
     c->cfg = args.cfg;
     rc = PXCTL_EXIT_USAGE;
-    if (!s_parse_endpoints(c, px_config_get(args.cfg, "log-endpoints"))) {
+    const char *eps = px_config_get(args.cfg, "log-endpoints");
+    if (!s_parse_endpoints(c, eps ? eps : LOGS_DEFAULT_ENDPOINTS)) {
         goto done;
     }
     const char *svcs = px_config_get(args.cfg, "service");
