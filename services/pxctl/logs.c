@@ -157,7 +157,8 @@ typedef struct {
     s_format_t format;
     bool color;
     int64_t timeout_ms, reorder_ms, hwm;
-    bool out_broken; /* stdout closed (| head): stop quietly */
+    bool out_broken;    /* stdout closed (| head): stop quietly */
+    uint64_t hist_seen; /* lines a history answer had (shown or filtered out) */
 } s_ctx_t;
 
 static volatile sig_atomic_t s_stop;
@@ -619,6 +620,7 @@ typedef struct {
     bool failed;
     uint64_t after;
     int rounds;
+    int64_t deadline_us; /* of the answer awaited: each answer has --timeout-ms */
 } s_hist_t;
 
 static bool s_hist_ask(s_ctx_t *c, s_hist_t *h, int src, uint64_t after)
@@ -640,6 +642,7 @@ static bool s_hist_ask(s_ctx_t *c, s_hist_t *h, int src, uint64_t after)
     h->after = after;
     h->waiting = true;
     h->rounds++;
+    h->deadline_us = px_clock_us() + c->timeout_ms * 1000;
     return true;
 }
 
@@ -690,6 +693,7 @@ static int s_hist_take(s_ctx_t *c, s_hist_t *h, int src, zmq_msg_t *frames, int 
             more = false;
             break;
         }
+        c->hist_seen++;
         s_line_t l;
         if (s_line_make(c, src, seq, name, zmq_msg_data(&frames[i + 1]),
                         zmq_msg_size(&frames[i + 1]), &l) &&
@@ -730,25 +734,26 @@ static int s_history(s_ctx_t *c, int which, uint64_t after, uint64_t before, s_l
         failed++;
         goto done;
     }
-    int64_t deadline = px_clock_us() + c->timeout_ms * 1000;
     for (;;) {
         zmq_pollitem_t items[LOGS_MAX_SOURCES];
         int idx[LOGS_MAX_SOURCES], n = 0;
+        int64_t now = px_clock_us(), next = INT64_MAX;
         for (int i = 0; i < c->nsrc; i++) {
-            if (h[i].waiting) {
+            if (h[i].waiting && (now >= h[i].deadline_us || s_stop)) {
+                pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
+                          c->src[i].name, c->src[i].hist, (long long)c->timeout_ms);
+                h[i].waiting = false;
+                failed++;
+            } else if (h[i].waiting) {
                 items[n] = (zmq_pollitem_t){h[i].req, 0, ZMQ_POLLIN, 0};
                 idx[n++] = i;
+                next = h[i].deadline_us < next ? h[i].deadline_us : next;
             }
         }
-        int64_t left = (deadline - px_clock_us()) / 1000;
-        if (n == 0 || left <= 0 || s_stop) {
-            for (int k = 0; k < n; k++) {
-                pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
-                          c->src[idx[k]].name, c->src[idx[k]].hist, (long long)c->timeout_ms);
-                failed++;
-            }
+        if (n == 0) {
             break;
         }
+        long left = (long)((next - now) / 1000) + 1;
         if (zmq_poll(items, n, (long)left) < 0 && zmq_errno() != EINTR) {
             break;
         }
@@ -853,18 +858,22 @@ static void s_live(s_ctx_t *c, int src, zmq_msg_t *frames, int n, s_lines_t *pen
         s->expect = s->have_last ? s->last + 1 : seq;
         if (s->have_last && seq > s->expect) {
             /* Published after the history's answer, before the subscription held: in the
-             * history still, most likely. */
+             * history still, most likely. What it no longer has is lost; what the filters
+             * leave out is not. */
             s_lines_t fill = {0};
+            c->hist_seen = 0;
             s_history(c, src, s->expect - 1, seq, &fill);
             for (size_t i = 0; i < fill.n; i++) {
-                if (fill.v[i].seq == s->expect) {
-                    s->expect++;
-                }
                 if (!s_lines_push(pending, &fill.v[i])) {
                     s_line_free(&fill.v[i]);
                 }
             }
             free(fill.v);
+            uint64_t gap = seq - s->expect;
+            if (gap > c->hist_seen) {
+                s_lost(c, src, gap - c->hist_seen);
+            }
+            s->expect = seq;
         }
     }
     if (seq < s->expect) {
@@ -1017,7 +1026,9 @@ int pxctl_logs_main(int argc, char **argv)
     int unread = 0;
     if (!follow || c->since_us) {
         unread = s_history(c, -1, 0, 0, &history);
-        qsort(history.v, history.n, sizeof *history.v, s_line_cmp);
+        if (history.n > 0) {
+            qsort(history.v, history.n, sizeof *history.v, s_line_cmp);
+        }
         for (size_t i = 0; i < history.n; i++) {
             s_print(c, &history.v[i]);
         }

@@ -10,6 +10,7 @@ the terminal raw.
 """
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -138,10 +139,8 @@ def request_through_all_three(system):
     expect(all(o.get("request_id") == rid for o in objs), "only the request's lines")
     ts = [o["ts"] for o in objs]
     expect(ts == sorted(ts), "in time order: %s" % ts)
-    # What caused what: the roster answered before activation did, which answered before the
-    # gateway finished the HTTP request.
-    order = [o["service"] for o in objs if o.get("event") in ("RPC-CALL", "GW-HTTP")]
-    expect(order == ["roster", "activation", "gateway"], "causal order: %s" % order)
+    # (Not the order of cause and effect: a service logs a call once it has answered it, so
+    # the gateway's line may come before activation's.)
     system.last_rid = rid
 
 
@@ -235,8 +234,8 @@ def slow_reader_told_what_it_lost(system):
     system.request("GET", "/healthz", token=None, headers={"X-Request-Id": marker})
     f.wait_for(lambda ls: any('"%s"' % marker in l for l in ls), "the marker", timeout=60)
     rc, err = f.stop()
-    lost = sum(int(l.split()[1]) for l in err.splitlines()
-               if l.startswith("… ") and l.endswith(" lines of gateway lost"))
+    lost = sum(int(m.group(1)) for m in re.finditer(r"^… (\d+) lines? of gateway lost$", err,
+                                                      re.M))
     expect(lost > 0, "told it lost lines: %r" % err[-500:])
     received = [l.rstrip("\n") for l in f.lines]
     with open(system.log("gateway"), errors="replace") as fh:
@@ -252,9 +251,14 @@ def slow_reader_told_what_it_lost(system):
 def no_terminal_escapes(system):
     rid = "logs-" + secrets.token_hex(6)
     system.request("GET", "/nope/%1b%5b31mred%07", token=None, headers={"X-Request-Id": rid})
-    time.sleep(0.3)
-    rc, out, _ = pxctl(system, "logs", "--since", "1m", "--request-id", rid, "--format", "text")
-    expect(rc == 0 and "GW-HTTP" in out, "the line: %r" % out)
+    deadline = time.time() + 15  # the history is big after the flood above, and ASan slow
+    while True:
+        rc, out, err = pxctl(system, "logs", "--since", "1m", "--request-id", rid, "--format",
+                             "text")
+        if (rc == 0 and "GW-HTTP" in out) or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    expect(rc == 0 and "GW-HTTP" in out, "the line: %d %r %s" % (rc, out, err))
     expect("\x1b" not in out and "\x07" not in out, "control characters reached the terminal")
     expect("\\u001b[31mred\\u0007" in out, "shown escaped: %r" % out)
 
