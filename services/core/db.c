@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "phuxanh/clock.h"
 
@@ -773,5 +774,169 @@ done:
     }
     PQclear(applied);
     free(order);
+    return code;
+}
+
+/* ------------------------------------------------------------- pipelines */
+
+/* Steps of one pipeline at most: a batch's handful of statements, with room to spare. */
+#define S_PIPE_MAX 32
+
+/* What a result read from the pipeline belongs to: step `step`'s prepare or its query. */
+typedef struct {
+    size_t step;
+    bool prepare;
+} s_pipe_slot_t;
+
+static bool s_step_is(const px_db_step_t *s, const char *word)
+{
+    return !s->stmt && s->sql && strcasecmp(s->sql, word) == 0;
+}
+
+/* Queues every step (and the prepares of statements not yet prepared on this connection), then
+ * the sync, which flushes them all. false when the connection refused to take them. */
+static bool s_pipe_send(px_db_t *self, const px_db_step_t *steps, size_t n, s_pipe_slot_t *slots,
+                        size_t *nslots)
+{
+    PGconn *conn = self->conn;
+    *nslots = 0;
+    for (size_t i = 0; i < n; i++) {
+        const px_db_step_t *s = &steps[i];
+        bool queued = false; /* its prepare already in this pipeline, for an earlier step */
+        for (size_t k = 0; s->stmt && k < *nslots && !queued; k++) {
+            queued =
+                slots[k].prepare && strcmp(steps[slots[k].step].stmt->name, s->stmt->name) == 0;
+        }
+        if (s->stmt && !queued && !s_is_prepared(self, s->stmt->name)) {
+            if (!PQsendPrepare(conn, s->stmt->name, s->stmt->sql, 0, NULL)) {
+                return false;
+            }
+            slots[(*nslots)++] = (s_pipe_slot_t){i, true};
+        }
+        int ok =
+            s->stmt ? PQsendQueryPrepared(conn, s->stmt->name, s->nparams, s->params, NULL, NULL, 0)
+                    : PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0);
+        if (!ok) {
+            return false;
+        }
+        slots[(*nslots)++] = (s_pipe_slot_t){i, false};
+    }
+    return PQpipelineSync(conn) == 1;
+}
+
+/* One result of slot `slot`: kept, or mapped to the pipeline's first failure. */
+static void s_pipe_take(px_db_t *self, px_db_step_t *steps, const s_pipe_slot_t *slot, PGresult *r,
+                        px_code_t *code, px_status_t *st)
+{
+    px_db_step_t *s = &steps[slot->step];
+    ExecStatusType es = PQresultStatus(r);
+    bool ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
+    if (*code != PX_OK) {
+        PQclear(r); /* skipped after the first failure (PGRES_PIPELINE_ABORTED) */
+        return;
+    }
+    if (!ok) {
+        if (es == PGRES_PIPELINE_ABORTED) {
+            *code = px_status_set(st, PX_INTERNAL, "pipeline aborted without an error");
+        } else {
+            if (s->stmt && s_sqlstate_is(r, "26000")) {
+                s_forget_one(self, s->stmt->name); /* vanished: prepare it next time */
+            } else if (slot->prepare && s_sqlstate_is(r, "42P05")) {
+                s_remember_prepared(self, s->stmt->name); /* prepared through px_db_conn */
+            }
+            *code = px_db_result_status(self, r, st);
+        }
+        PQclear(r);
+        return;
+    }
+    if (slot->prepare) {
+        s_remember_prepared(self, s->stmt->name);
+    } else if (s_step_is(s, "COMMIT") && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        *code =
+            px_status_set(st, PX_ABORTED, "transaction rolled back: a statement in it had failed");
+    } else if (s->want_res && !s->res) {
+        s->res = r;
+        return;
+    }
+    PQclear(r);
+}
+
+px_code_t px_db_pipeline(px_db_t *self, px_db_step_t *steps, size_t n, px_status_t *st)
+{
+    assert(self && (steps || n == 0) && n <= S_PIPE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        steps[i].res = NULL;
+    }
+    px_code_t code = s_ready(self, true, st);
+    if (code != PX_OK || n == 0) {
+        return code;
+    }
+    PGconn *conn = self->conn;
+    bool opens_tx = self->in_tx;
+    size_t commit_step = n; /* none */
+    for (size_t i = 0; i < n; i++) {
+        opens_tx = opens_tx || s_step_is(&steps[i], "BEGIN");
+        commit_step = s_step_is(&steps[i], "COMMIT") ? i : commit_step;
+    }
+    s_pipe_slot_t slots[2 * S_PIPE_MAX];
+    size_t nslots = 0, next = 0;
+    bool synced = false;
+    if (!PQenterPipelineMode(conn)) {
+        return s_finish(self, NULL, NULL, st);
+    }
+    if (s_pipe_send(self, steps, n, slots, &nslots)) {
+        /* Each query's results end with a NULL; the sync's own result ends the pipeline. */
+        bool got = false;
+        while (!synced && PQstatus(conn) == CONNECTION_OK) {
+            PGresult *r = PQgetResult(conn);
+            if (!r) {
+                if (!got) {
+                    break; /* nothing where a result was due: the connection is gone */
+                }
+                next++;
+                got = false;
+            } else if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                synced = true;
+            } else if (next >= nslots) {
+                PQclear(r);
+                break; /* more results than statements: not a state we understand */
+            } else {
+                s_pipe_take(self, steps, &slots[next], r, &code, st);
+                got = true;
+            }
+        }
+    }
+    if (synced && PQexitPipelineMode(conn)) {
+        self->in_tx = s_conn_in_tx(conn);
+    } else {
+        /* Lost (or out of step) part-way: whatever the transaction was, it is gone, unless the
+         * COMMIT had been sent and its answer is what was lost. */
+        px_status_t lost;
+        if (code == PX_OK) {
+            px_db_result_status(self, NULL, &lost);
+        } else {
+            lost = *st; /* the lost connection's own error, read as a result */
+        }
+        if (code == PX_OK || code == PX_UNAVAILABLE) {
+            code = commit_step < n
+                       ? px_status_set(st, PX_UNAVAILABLE,
+                                       "connection lost during COMMIT; the transaction may have "
+                                       "committed: %s",
+                                       lost.message)
+                       : px_status_set(st, PX_UNAVAILABLE, "%s", lost.message);
+        }
+        self->broken = true;
+        self->in_tx = opens_tx;
+        s_drop(self);
+    }
+    if (code != PX_OK) {
+        for (size_t i = 0; i < n; i++) {
+            PQclear(steps[i].res);
+            steps[i].res = NULL;
+        }
+    } else {
+        px_status_clear(st);
+    }
     return code;
 }
