@@ -78,6 +78,12 @@ typedef struct {
  * transaction may have committed, as px_db_commit says. On failure every res is NULL. */
 px_code_t px_db_pipeline(px_db_t *self, px_db_step_t *steps, size_t n, px_status_t *st);
 
+/* The caller's deadline (px_clock_us scale; 0: none) for the statements that follow: one still
+ * running when it passes is cancelled and fails DEADLINE_EXCEEDED, so work nobody waits for
+ * stops using the database, and the connection stays usable (roll back what was open). COMMIT
+ * and ROLLBACK are never cancelled. The RPC server sets it from each call's deadline. */
+void px_db_set_deadline(px_db_t *self, int64_t deadline_us);
+
 px_code_t px_db_begin(px_db_t *self, px_status_t *st);
 px_code_t px_db_commit(px_db_t *self, px_status_t *st);
 /* Never fails from the caller's view; a broken connection is dropped for the next use. */

@@ -446,6 +446,50 @@ static void test_pipeline_lost_connection(void)
     px_db_destroy(&db);
 }
 
+/* A deadline cancels a statement still running when it passes (plain, prepared, pipelined),
+ * on the same connection, which then serves on; COMMIT is never cancelled. */
+static void test_deadline(void)
+{
+    static const px_db_stmt_t nap = {"test_db_nap", "SELECT pg_sleep($1::float8)"};
+    char *url = px_test_db_new("pxdb_deadline");
+    px_db_t *db = open_db(url, NULL);
+    free(url);
+    PX_REQUIRE(db);
+    px_status_t st;
+    PX_REQUIRE(px_db_exec(db, "CREATE TABLE t (id int)", 0, NULL, NULL, &st) == PX_OK);
+    const char *five[1] = {"5"};
+
+    int64_t t0 = px_clock_us();
+    px_db_set_deadline(db, t0 + 150000);
+    PX_CHECK_INT_EQ(px_db_exec(db, "SELECT pg_sleep(5)", 0, NULL, NULL, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(strstr(st.message, "deadline") != NULL);
+    PX_CHECK_INT_EQ(px_db_execp(db, &nap, 1, five, NULL, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(px_clock_us() - t0 < 1500000);
+
+    px_db_set_deadline(db, px_clock_us() + 150000);
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    px_db_step_t steps[] = {
+        {.sql = "INSERT INTO t VALUES (1)"},
+        {.stmt = &nap, .nparams = 1, .params = five},
+        {.sql = "COMMIT"},
+    };
+    t0 = px_clock_us();
+    PX_CHECK_INT_EQ(px_db_pipeline(db, steps, 3, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(px_clock_us() - t0 < 1500000);
+    px_db_rollback(db);
+
+    /* Past its deadline a COMMIT still commits: it is never cancelled. */
+    px_db_set_deadline(db, 0);
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_db_exec(db, "INSERT INTO t VALUES (2)", 0, NULL, NULL, &st), PX_OK);
+    px_db_set_deadline(db, px_clock_us() - 1000);
+    PX_CHECK_INT_EQ(px_db_commit(db, &st), PX_OK);
+    px_db_set_deadline(db, 0);
+    PX_CHECK(scalar_eq(db, "SELECT string_agg(id::text, ',') FROM t", "2"));
+    PX_CHECK_INT_EQ((int)px_db_reconnects(db), 0);
+    px_db_destroy(&db);
+}
+
 typedef struct {
     const char *dbname;
     int delay_ms;
@@ -686,6 +730,7 @@ static const px_test_case_t cases[] = {
     {"lost_transaction_not_continued", test_lost_transaction_not_continued},
     {"pipeline", test_pipeline},
     {"pipeline_lost_connection", test_pipeline_lost_connection},
+    {"deadline", test_deadline},
     {"unavailable_when_db_refuses", test_unavailable_when_db_refuses},
     {"connect_failures", test_connect_failures},
     {"migrate_twice", test_migrate_twice},
