@@ -740,8 +740,10 @@ static int s_history(s_ctx_t *c, int which, uint64_t after, uint64_t before, s_l
         int64_t now = px_clock_us(), next = INT64_MAX;
         for (int i = 0; i < c->nsrc; i++) {
             if (h[i].waiting && (now >= h[i].deadline_us || s_stop)) {
-                pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
-                          c->src[i].name, c->src[i].hist, (long long)c->timeout_ms);
+                if (!s_stop) { /* interrupted: the operator knows why */
+                    pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
+                              c->src[i].name, c->src[i].hist, (long long)c->timeout_ms);
+                }
                 h[i].waiting = false;
                 failed++;
             } else if (h[i].waiting) {
