@@ -106,8 +106,9 @@ class System:
         full = dict(os.environ)
         full.update(env)
         if self.log_streams:
-            eps = self.log_eps.setdefault(name, ("tcp://127.0.0.1:%d" % free_port(),
-                                                 "tcp://127.0.0.1:%d" % free_port()))
+            if name not in self.log_eps:
+                self.log_eps[name] = (self._log_ep(), self._log_ep())
+            eps = self.log_eps[name]
             full.update({"PX_LOG_ENDPOINT": eps[0], "PX_LOG_HISTORY_ENDPOINT": eps[1]})
             full.update(self.log_env)
         out = open(self.log(name), "ab")
@@ -120,6 +121,16 @@ class System:
                                % (name, line.strip(), open(self.log(name)).read()[-3000:]))
         self.procs[name] = p
         return p
+
+    def _log_ep(self):
+        """A free endpoint none of this system's (chosen, maybe not yet bound) ones has."""
+        taken = {self.roster_ep, self.activation_ep, self.feed_ep,
+                 "tcp://127.0.0.1:%d" % self.http_port}
+        taken.update(ep for pair in self.log_eps.values() for ep in pair)
+        while True:
+            ep = "tcp://127.0.0.1:%d" % free_port()
+            if ep not in taken:
+                return ep
 
     def start_roster(self):
         return self._spawn("roster", [self.bin("services/roster/px-roster")], {
