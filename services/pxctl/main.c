@@ -21,6 +21,7 @@
 #include "call.h"
 #include "completion.h"
 #include "health.h"
+#include "import.h"
 #include "keys.h"
 #include "progress.h"
 #include "pxctl.h"
@@ -40,7 +41,9 @@ const pxctl_entry_t pxctl_commands[] = {
      "a campaign's progress by unit: target, collected, approved, activated", NULL},
     {"tokens", pxctl_tokens_main, "the gateway's API tokens: add, list, revoke", "add list revoke"},
     {"keys", pxctl_keys_main, "CURVE key pairs for the services' links", "gen"},
-    /* {"import", pxctl_import_main, "...", "units volunteers waves targets"},   (import) */
+    {"import", pxctl_import_main,
+     "CSV files into the roster and the activation service, all or nothing",
+     "units volunteers campaigns waves targets"},
     /* {"logs", pxctl_logs_main, "...", NULL},                                   (logstream) */
     {"completion", pxctl_completion_main, "the bash completion script", "bash"},
     {"help", s_help_main, "help on a command", NULL},
