@@ -717,7 +717,6 @@ static int s_commit(s_import_t *im, bool *committed)
     }
     const Phuxanh__Roster__V1__CommitImportResponse *r =
         (const Phuxanh__Roster__V1__CommitImportResponse *)reply;
-    bool check = req.validate_only;
     for (size_t i = 0; i < r->n_results; i++) {
         const Phuxanh__Roster__V1__ImportResult *x = r->results[i];
         if ((int)x->kind < 1 || (size_t)x->kind >= sizeof s_roster_kind / sizeof *s_roster_kind) {
@@ -732,9 +731,14 @@ static int s_commit(s_import_t *im, bool *committed)
             f->bad++; /* refused but not listed: counted all the same */
             im->bad++;
         }
-        if (x->refused == 0) {
-            printf("%s: %sinserted=%d updated=%d unchanged=%d\n", s_kinds[f->kind].name,
-                   check ? "would be " : "", x->inserted, x->updated, x->unchanged);
+    }
+    /* The counts mean something only for a set that is fine: written, or a clean dry run. */
+    for (size_t i = 0; im->bad == 0 && i < r->n_results; i++) {
+        const Phuxanh__Roster__V1__ImportResult *x = r->results[i];
+        if ((int)x->kind >= 1 && (size_t)x->kind < sizeof s_roster_kind / sizeof *s_roster_kind) {
+            printf("%s: %sinserted=%d updated=%d unchanged=%d\n",
+                   s_kinds[s_roster_kind[x->kind]].name, r->committed ? "" : "would be ",
+                   x->inserted, x->updated, x->unchanged);
         }
     }
     *committed = r->committed;

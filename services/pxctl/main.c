@@ -20,6 +20,7 @@
 
 #include "call.h"
 #include "completion.h"
+#include "demo.h"
 #include "health.h"
 #include "import.h"
 #include "keys.h"
@@ -45,6 +46,7 @@ const pxctl_entry_t pxctl_commands[] = {
      "CSV files into the roster and the activation service, all or nothing",
      "units volunteers campaigns waves targets"},
     /* {"logs", pxctl_logs_main, "...", NULL},                                   (logstream) */
+    {"demo", pxctl_demo_main, "the Thuận An demo: a generated first weekend of events", "events"},
     {"completion", pxctl_completion_main, "the bash completion script", "bash"},
     {"help", s_help_main, "help on a command", NULL},
 };
