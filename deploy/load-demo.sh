@@ -35,8 +35,8 @@ export PX_AS="${PX_AS:-load-demo}"
 
 # The services may have been started a moment ago (and be migrating): wait until they answer.
 wait_for() { # service
-    local i
-    for i in $(seq 1 60); do
+    local _
+    for _ in $(seq 1 60); do
         if "$PXCTL" call "$1" Check >/dev/null 2>&1; then
             return 0
         fi

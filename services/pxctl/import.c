@@ -44,6 +44,9 @@
 
 /* What one StageRows and one SetTargets take (roster.proto, activation.proto). */
 #define IMPORT_CALL_MAX 10000
+/* Bytes of rows in one StageRows: well inside the services' 4 MiB message bound, whatever
+ * the rows hold (a batch is sent early when its rows are long). */
+#define IMPORT_BATCH_BYTES (1024 * 1024)
 /* Rows of one import (roster.proto's bound, kept for targets too): the line of every row is
  * kept to report the service's errors against it. */
 #define IMPORT_MAX_ROWS 200000
@@ -135,6 +138,7 @@ struct s_file {
     /* Rows read but not yet sent. */
     ProtobufCMessage **batch;
     size_t nbatch;
+    size_t batch_bytes;
 };
 
 struct s_import {
@@ -536,6 +540,7 @@ static void s_free_batch(s_file_t *f)
         protobuf_c_message_free_unpacked(f->batch[i], NULL);
     }
     f->nbatch = 0;
+    f->batch_bytes = 0;
 }
 
 /* Sends the file's pending rows with StageRows; their lines are already in f->lines. */
@@ -659,7 +664,8 @@ static int s_read_file(s_import_t *im, s_file_t *f)
             im->targets[im->ntargets++] = m;
         } else {
             f->batch[f->nbatch++] = m;
-            if (f->nbatch == im->batch_rows) {
+            f->batch_bytes += protobuf_c_message_get_packed_size(m);
+            if (f->nbatch == im->batch_rows || f->batch_bytes >= IMPORT_BATCH_BYTES) {
                 if ((rc = s_stage(im, f)) != PXCTL_EXIT_OK) {
                     goto done;
                 }
@@ -696,6 +702,25 @@ static int s_line_of(const s_file_t *f, int32_t index)
     return index >= 0 && (size_t)index < f->nrows ? f->lines[index] : 0;
 }
 
+/* The service names a repeated row by its index in what was sent ("... appears twice in the
+ * batch (first at index 7)"); the operator knows the file: the same words with its line. */
+static const char *s_in_file(const s_file_t *f, const char *msg, char *buf, size_t cap)
+{
+    static const char mark[] = " in the batch (first at index ";
+    const char *at = strstr(msg, mark);
+    if (!at) {
+        return msg;
+    }
+    char *end = NULL;
+    long index = strtol(at + strlen(mark), &end, 10);
+    if (end == at + strlen(mark) || *end != ')') {
+        return msg;
+    }
+    snprintf(buf, cap, "%.*s in the file (first on line %d)%s", (int)(at - msg), msg,
+             s_line_of(f, (int32_t)index), end + 1);
+    return buf;
+}
+
 /* CommitImport: a real one when nothing was bad and this is no dry run, else a check. */
 static int s_commit(s_import_t *im, bool *committed)
 {
@@ -725,7 +750,9 @@ static int s_commit(s_import_t *im, bool *committed)
         s_file_t *f = &im->files[s_roster_kind[x->kind]];
         for (size_t e = 0; e < x->n_errors; e++) {
             const Phuxanh__Roster__V1__RowError *re = x->errors[e];
-            s_row_error(im, f, s_line_of(f, re->index), re->field, "%s", re->message);
+            char buf[600];
+            s_row_error(im, f, s_line_of(f, re->index), re->field, "%s",
+                        s_in_file(f, re->message ? re->message : "", buf, sizeof buf));
         }
         for (size_t e = x->n_errors; e < (size_t)x->refused; e++) {
             f->bad++; /* refused but not listed: counted all the same */

@@ -132,6 +132,8 @@ def bad_rows_with_lines(system):
         expect("%s:%d: %s:" % (path, line, field) in err, "line %d reported: %s" % (line, err))
     for line in (2, 4, 6, 8):
         expect("%s:%d:" % (path, line) not in err, "line %d is fine: %s" % (line, err))
+    expect("appears twice in the file (first on line 2)" in err,
+           "a repeated code names the line of the first: %s" % err)
     expect("6 bad row(s); nothing was written" in err, "the summary: %s" % err)
     rc, _, err = run(system, "import", "volunteers", bad_utf8)
     expect(rc == 1 and "%s:2: (row): field 2 is not valid UTF-8" % bad_utf8 in err,
