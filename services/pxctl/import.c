@@ -738,6 +738,10 @@ static int s_commit(s_import_t *im, bool *committed)
                     im->commit_timeout_ms, &reply);
     im->begun = rc != PXCTL_EXIT_OK; /* an answer ends the import; a failure may not have */
     if (rc != PXCTL_EXIT_OK) {
+        if (!req.validate_only) {
+            pxctl_err(s_cmd.name, "whether the import was written is not known (all of it or "
+                                  "none); run it again: the same files twice change nothing");
+        }
         return rc;
     }
     const Phuxanh__Roster__V1__CommitImportResponse *r =
