@@ -155,7 +155,8 @@ struct s_import {
     bool bar;   /* a progress bar on a terminal */
     bool bar_shown;
     int64_t bar_at;
-    char district[64]; /* the one district holding the units file's wards, or "" */
+    long inserted, updated, unchanged; /* the roster's, over all kinds */
+    char district[64];                 /* the one district holding the units file's wards, or "" */
     bool several_districts;
     /* targets: every row kept until the roster is done */
     ProtobufCMessage **targets;
@@ -770,6 +771,9 @@ static int s_commit(s_import_t *im, bool *committed)
             printf("%s: %sinserted=%d updated=%d unchanged=%d\n",
                    s_kinds[s_roster_kind[x->kind]].name, r->committed ? "" : "would be ",
                    x->inserted, x->updated, x->unchanged);
+            im->inserted += x->inserted;
+            im->updated += x->updated;
+            im->unchanged += x->unchanged;
         }
     }
     *committed = r->committed;
@@ -936,7 +940,9 @@ int pxctl_import_main(int argc, char **argv)
         roster_rows += im.files[k].nrows;
     }
     if (roster && committed) {
-        printf("import: committed: %zu rows written in one transaction\n", roster_rows);
+        printf("import: committed in one transaction: %zu rows (inserted=%ld updated=%ld "
+               "unchanged=%ld)\n",
+               roster_rows, im.inserted, im.updated, im.unchanged);
     }
     if (im.have[K_TARGETS]) {
         bool write = !im.dry_run && im.bad == 0 && (!roster || committed);
