@@ -6,11 +6,13 @@
  * has not checked; once serving, an outage only makes calls UNAVAILABLE and
  * health NOT_SERVING until the database returns.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phuxanh/clock.h"
+#include "phuxanh/notify.h"
 #include "phuxanh/service.h"
 
 #define MAX_OPTIONS 64
@@ -57,6 +59,31 @@ static px_config_option_t *s_options(const px_service_def_t *def, char **owned, 
         opts[n++] = def->options[i];
     }
     return opts;
+}
+
+/* Tells the service manager (sd_notify) a state change; a manager that cannot be told is
+ * logged and otherwise ignored: the service serves either way. */
+static void s_notify(px_log_t *log, const char *state)
+{
+    px_status_t st;
+    if (px_notify(state, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_WARN, "SVC-NOTIFY", "the service manager could not be told",
+                    PX_LOG_FIELDS(PX_LS("state", state), PX_LS("error", st.message)));
+    }
+}
+
+/* Blocks until SIGINT or SIGTERM (blocked in every thread by px_rpc_block_signals). */
+static void s_wait_for_stop(px_log_t *log)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    px_log_emit(log, PX_LOG_INFO, "RPC-SIGNAL", "stop requested",
+                PX_LOG_FIELDS(PX_LI("signal", sig)));
 }
 
 static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
@@ -180,7 +207,11 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     /* Scripts wait for this line on stdout to know the service is reachable. */
     printf("READY %s\n", px_rpc_server_endpoint(server));
     fflush(stdout);
-    px_rpc_server_run_until_signal(server);
+    s_notify(log, "READY=1");
+    s_wait_for_stop(log);
+    /* Said before the drain, so the manager knows the wait that follows is a stop. */
+    s_notify(log, "STOPPING=1");
+    px_rpc_server_stop(server);
     rc = 0;
 done:
     px_rpc_server_destroy(&server);
