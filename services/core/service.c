@@ -20,6 +20,8 @@
 static const px_config_option_t s_common[] = {
     {"listen", "PX_LISTEN", NULL, "ZeroMQ endpoint to bind (tcp://host:port)"},
     {"db-url", "PX_DB_URL", NULL, "PostgreSQL URL of this service's own database"},
+    {"db-migrate-url", "PX_DB_MIGRATE_URL", NULL,
+     "PostgreSQL URL the migrations run as (the database's owner); unset: db-url"},
     {"db-wait-s", "PX_DB_WAIT_S", "60", "how long start-up waits for the database"},
     {"workers", "PX_WORKERS", "0", "worker threads, each with a database connection (0: cores)"},
     {"max-message", "PX_MAX_MESSAGE", "4194304", "largest request or reply in bytes"},
@@ -86,6 +88,28 @@ static void s_wait_for_stop(px_log_t *log)
                 PX_LOG_FIELDS(PX_LI("signal", sig)));
 }
 
+/* Applies the service's migrations as the role of migrate_url when one is given (the owner of
+ * the database: tables and their grants are made by it, see deploy/postgres/), else as the
+ * role of db-url. The connection is closed afterwards, so nothing serves as the owner. */
+static px_code_t s_migrate(const px_service_def_t *def, const char *migrate_url,
+                           int64_t deadline_us, px_log_t *log, px_status_t *st)
+{
+    const char *url = migrate_url;
+    if (!url || !*url) {
+        return PX_OK; /* migrated on the serving connection, below */
+    }
+    px_db_t *db = px_db_new(url, log);
+    if (!db) {
+        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    px_code_t code = px_db_connect(db, deadline_us, st);
+    if (code == PX_OK) {
+        code = px_db_migrate(db, def->name, def->migrations, def->nmigrations, st);
+    }
+    px_db_destroy(&db);
+    return code;
+}
+
 static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
 {
     if (log) {
@@ -149,9 +173,16 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         goto done;
     }
     if (db_url && *db_url) {
+        int64_t deadline = px_clock_us() + wait_s * 1000000;
+        if (s_migrate(def, px_config_get(cfg, "db-migrate-url"), deadline, log, &st) != PX_OK) {
+            s_fail(log, "SVC-DB-START", &st);
+            goto done;
+        }
+        const char *mig = px_config_get(cfg, "db-migrate-url");
         db = px_db_new(db_url, log);
-        if (!db || px_db_connect(db, px_clock_us() + wait_s * 1000000, &st) != PX_OK ||
-            px_db_migrate(db, def->name, def->migrations, def->nmigrations, &st) != PX_OK) {
+        if (!db || px_db_connect(db, deadline, &st) != PX_OK ||
+            ((!mig || !*mig) &&
+             px_db_migrate(db, def->name, def->migrations, def->nmigrations, &st) != PX_OK)) {
             s_fail(log, "SVC-DB-START", &st);
             goto done;
         }
