@@ -94,3 +94,81 @@ class RoleSystem(System):
 def run_cases(cases, argv, **system_args):
     """system.run_cases on a RoleSystem."""
     return System.run_cases(cases, argv, system_class=RoleSystem, **system_args)
+
+
+# ---------------------------------------------------------------- PostgreSQL clusters of a test
+PG_BINDIR = os.environ.get("PX_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+
+
+def pg_os_user():
+    """The system user a cluster runs as when we are root (the server refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd  # pylint: disable=import-outside-toplevel
+    for name in ("postgres", "pxtest"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither postgres nor pxtest exists")
+
+
+class Cluster:
+    """A PostgreSQL cluster of the test's own, in a directory it removes: made by initdb, or
+    as a streaming replica of another (pg_basebackup -R)."""
+
+    def __init__(self, base, name, port):
+        self.dir = os.path.join(base, name)
+        self.data = os.path.join(self.dir, "data")
+        self.port = port
+        self.user = pg_os_user()
+        self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % port
+        os.makedirs(self.dir)
+        if self.user:
+            subprocess.run(["chown", "-R", self.user, base], check=True)
+
+    def run(self, *argv, check=True):
+        argv = [os.path.join(PG_BINDIR, argv[0])] + list(argv[1:])
+        if self.user:
+            argv = ["runuser", "-u", self.user, "--"] + argv
+        return subprocess.run(argv, cwd=self.dir, check=check, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+
+    def _conf(self, text):
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(text)
+
+    def initdb(self):
+        self.run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                 "--locale=C.UTF-8")
+        self._conf("\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"
+                   "port = %d\nfsync = off\nwal_level = replica\nmax_wal_senders = 5\n"
+                   "max_connections = 100\n" % (self.dir, self.port))
+        return self
+
+    def basebackup_of(self, primary):
+        """A hot standby streaming from primary (which must run)."""
+        self.run("pg_basebackup", "-D", self.data, "-R", "-X", "stream", "-h", "127.0.0.1",
+                 "-p", str(primary.port), "-U", "postgres")
+        self._conf("\nport = %d\nunix_socket_directories = '%s'\nhot_standby = on\n"
+                   % (self.port, self.dir))
+        return self
+
+    def start(self):
+        p = self.run("pg_ctl", "-D", self.data, "-w", "-t", "60", "-l",
+                     os.path.join(self.dir, "log"), "start", check=False)
+        if p.returncode != 0:
+            raise RuntimeError("cluster %s did not start: %s %s" % (
+                self.dir, p.stdout.decode(errors="replace"),
+                open(os.path.join(self.dir, "log"), errors="replace").read()[-2000:]))
+        return self
+
+    def stop(self, mode="fast"):
+        self.run("pg_ctl", "-D", self.data, "-w", "-t", "60", "-m", mode, "stop", check=False)
+
+    def running(self):
+        return self.run("pg_ctl", "-D", self.data, "status", check=False).returncode == 0
+
+    def db_url(self, db, role="postgres"):
+        return url_as(role, db, self.url)
