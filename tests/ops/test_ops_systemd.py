@@ -77,6 +77,12 @@ def case_hardened_notify_units():
     sysusers = open(os.path.join(UNITS, "phuxanh.sysusers.conf")).read()
     for user in users:
         assert re.search(r"^u %s " % user, sysusers, re.M), user
+    # systemd-sysusers reads the file as written (a dry run changes nothing).
+    p = subprocess.run(["systemd-sysusers", "--dry-run",
+                        os.path.join(UNITS, "phuxanh.sysusers.conf")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0 and "ignoring" not in out.lower(), out
 
 
 def case_env_files_name_real_variables():
