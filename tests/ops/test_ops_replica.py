@@ -76,6 +76,16 @@ def wait_for(pred, timeout=20, what=""):
     raise AssertionError("timed out waiting for " + what)
 
 
+def metric(s, name, labels=""):
+    """A sample of the activation service's registry as the gateway's /metrics serves it."""
+    status, _, body = s.request("GET", "/metrics", token="admin")
+    assert status == 200, status
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and 'service="activation"' in line and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no %s{%s} in /metrics" % (name, labels))
+
+
 def replay(s, paused):
     psql(s.replica.url, "SELECT pg_wal_replay_%s()" % ("pause" if paused else "resume"))
 
@@ -101,6 +111,11 @@ def case_reads_go_to_the_replica(s):
     wait_for(lambda: len(s.events_of("activation", "ACT-REPLICA-UP")) > n_up,
              what="the replica used again once caught up")
     assert collected(s) == before + added
+    # What the metrics say: reads ran on both, the replica is in use and caught up.
+    assert metric(s, "px_activation_count_reads_total", 'target="replica"') > 0
+    assert metric(s, "px_activation_count_reads_total", 'target="primary"') > 0
+    assert metric(s, "px_activation_read_replica_usable") == 1
+    assert 0 <= metric(s, "px_activation_read_replica_lag_seconds") <= MAX_LAG_MS / 1000
 
 
 def case_replica_stopped_mid_run_fails_no_call(s):
