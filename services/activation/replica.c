@@ -286,10 +286,19 @@ px_code_t act_read_execp(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparam
             self->workers[w] = px_db_new(self->url, NULL);
             self->worker_gen[w] = gen;
         }
-        if (self->workers[w] &&
-            px_db_execp(self->workers[w], stmt, nparams, params, res, st) == PX_OK) {
-            atomic_fetch_add(&self->reads_replica, 1);
-            return PX_OK;
+        if (self->workers[w]) {
+            /* The call's deadline holds on the replica as on the primary (rpc_server.c sets
+             * the primary's). */
+            px_db_set_deadline(self->workers[w], px_rpc_ctx_deadline_us(ctx));
+            px_code_t code = px_db_execp(self->workers[w], stmt, nparams, params, res, st);
+            px_db_set_deadline(self->workers[w], 0);
+            if (code == PX_OK) {
+                atomic_fetch_add(&self->reads_replica, 1);
+                return PX_OK;
+            }
+            if (code == PX_DEADLINE_EXCEEDED) {
+                return code; /* nobody waits for the answer any more, from anywhere */
+            }
         }
         /* Whatever failed there (a lost connection, a query cancelled by a recovery conflict)
          * is asked of the primary instead. Only a lost connection says the replica is down. */
