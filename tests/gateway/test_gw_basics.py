@@ -2,9 +2,9 @@
 """The gateway in front of the real services, loaded with the demo: the first things a caller
 meets. Each case is a function; the table at the end runs them against one system."""
 import json
-import time
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from system import CAMPAIGN, System  # noqa: E402
