@@ -24,6 +24,7 @@
 #include "health.h"
 #include "import.h"
 #include "keys.h"
+#include "logs.h"
 #include "progress.h"
 #include "pxctl.h"
 #include "tokens.h"
@@ -45,7 +46,8 @@ const pxctl_entry_t pxctl_commands[] = {
     {"import", pxctl_import_main,
      "CSV files into the roster and the activation service, all or nothing",
      "units volunteers campaigns waves targets"},
-    /* {"logs", pxctl_logs_main, "...", NULL},                                   (logstream) */
+    {"logs", pxctl_logs_main, "the services' log lines, merged in time order; -f follows them live",
+     NULL},
     {"demo", pxctl_demo_main, "the Thuận An demo: a generated first weekend of events", "events"},
     {"completion", pxctl_completion_main, "the bash completion script", "bash"},
     {"help", s_help_main, "help on a command", NULL},
