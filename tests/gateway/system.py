@@ -251,8 +251,7 @@ class System:
         env.update({
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
-            "PX_IMPORT_BIN": self.bin("services/roster/px-roster-import"),
-            "PX_ACTIVATION_DEMO_BIN": self.bin("services/activation/px-activation-demo"),
+            "PX_PXCTL_BIN": self.bin("services/pxctl/pxctl"),
             "PX_DEMO_CITIZENS": os.environ.get("PX_DEMO_CITIZENS", "600"),
         })
         with open(self.log("demo"), "ab") as out:
@@ -373,11 +372,12 @@ def protos():
     return activation_pb2, roster_pb2
 
 
-def run_cases(cases, argv, demo=True, **system_args):
-    """Runs cases (functions taking the System) against one started system, or only the one
-    named in argv; prints ok/FAIL per case; returns the exit status."""
+def run_cases(cases, argv, demo=True, system_class=None, **system_args):
+    """Runs cases (functions taking the System) against one started system (of system_class,
+    a subclass of System, when given), or only the one named in argv; prints ok/FAIL per case;
+    returns the exit status."""
     only = argv[0] if argv else None
-    system = System(**system_args)
+    system = (system_class or System)(**system_args)
     failed = 0
     try:
         system.start(demo=demo)
