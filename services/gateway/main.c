@@ -22,6 +22,7 @@
 #include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/config.h"
 #include "phuxanh/json.h"
+#include "phuxanh/logstream.h"
 #include "phuxanh/notify.h"
 #include "webhooks.h"
 
@@ -79,6 +80,7 @@ static const px_config_option_t s_options[] = {
     {"webhooks-give-up-ms", "PX_WEBHOOKS_GIVE_UP_MS", "86400000",
      "no try starts this long after a delivery was made (or replayed)"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    PX_LOGSTREAM_OPTIONS,
     {NULL, NULL, NULL, NULL},
 };
 
@@ -186,6 +188,7 @@ int main(int argc, char **argv)
     px_status_t st;
     px_config_t *cfg = NULL;
     px_log_t *log = NULL;
+    px_logstream_t *logstream = NULL;
     gw_http_t *http = NULL;
     gw_t gw;
     s_hook_metrics_t hook_metrics;
@@ -218,6 +221,11 @@ int main(int argc, char **argv)
     }
     log = px_log_new("gateway", level, 2);
     gw.log = log;
+    if (px_logstream_from_config(cfg, "gateway", log, &logstream, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-LOG-STREAM", st.message, NULL);
+        rc = st.code == PX_INVALID_ARGUMENT ? 2 : 1;
+        goto done;
+    }
 
     int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
         def_timeout, max_timeout, rate, burst, max_age, ring, hb, pub_cache, pub_rate, pub_burst,
@@ -413,6 +421,7 @@ done:
     if (rc == 0) {
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }
+    px_logstream_destroy(&logstream); /* after the last line, which it still publishes */
     px_log_destroy(&log);
     px_config_destroy(&cfg);
     return rc;
