@@ -168,6 +168,9 @@ px_code_t px_rpc_fail(px_rpc_ctx_t *ctx, px_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Copies a status (code and message) into the call; returns its code. */
 px_code_t px_rpc_fail_status(px_rpc_ctx_t *ctx, const px_status_t *st);
+/* The status px_rpc_fail last set: for a handler that turns one part's refusal into part of
+ * an answer (a row error) instead of failing the call. */
+const px_status_t *px_rpc_ctx_status(const px_rpc_ctx_t *ctx);
 
 /* ---------------------------------------------------------------- client */
 

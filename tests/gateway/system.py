@@ -240,8 +240,7 @@ class System:
         env.update({
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
-            "PX_IMPORT_BIN": self.bin("services/roster/px-roster-import"),
-            "PX_ACTIVATION_DEMO_BIN": self.bin("services/activation/px-activation-demo"),
+            "PX_PXCTL_BIN": self.bin("services/pxctl/pxctl"),
             "PX_DEMO_CITIZENS": os.environ.get("PX_DEMO_CITIZENS", "600"),
         })
         with open(self.log("demo"), "ab") as out:

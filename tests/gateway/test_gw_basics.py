@@ -4,6 +4,7 @@ meets. Each case is a function; the table at the end runs them against one syste
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from system import CAMPAIGN, System  # noqa: E402
@@ -48,6 +49,17 @@ def log_lines(s, name):
         return [json.loads(ln) for ln in f if ln.startswith("{")]
 
 
+def lines_with_id(s, name, rid, timeout=5):
+    """The lines of process `name` carrying request id `rid`, waiting for at least one: the
+    gateway logs a request once its answer is sent, so the line may follow the answer."""
+    deadline = time.time() + timeout
+    while True:
+        got = [ln for ln in log_lines(s, name) if ln.get("request_id") == rid]
+        if got or time.time() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def case_request_id_travels(s):
     rid = "test-rid-0001"
     status, h, _ = s.request("POST", P + "QueryCounts",
@@ -57,12 +69,12 @@ def case_request_id_travels(s):
     assert status == 200 and h["X-Request-Id"] == rid, h
     # The gateway's line for the request, and the activation service's for its call (the
     # services log every call at debug level, which this system runs at).
-    gw = [ln for ln in log_lines(s, "gateway") if ln.get("request_id") == rid]
+    gw = lines_with_id(s, "gateway", rid)
     assert len(gw) == 1 and gw[0]["event"] == "GW-HTTP" and gw[0]["status"] == 200, gw
     assert gw[0]["method"] == P + "QueryCounts" and gw[0]["token"] == "viewer", gw
     for key in ("ts", "level", "service", "msg", "duration_us", "code"):
         assert key in gw[0], key
-    act = [ln for ln in log_lines(s, "activation") if ln.get("request_id") == rid]
+    act = lines_with_id(s, "activation", rid)
     assert act and all(ln["caller"] == "gateway" for ln in act), act
     assert act[0]["on_behalf_of"] == "viewer", act[0]
     # A request without an id gets a new one, the same in both processes.
@@ -70,7 +82,7 @@ def case_request_id_travels(s):
                              token="viewer")
     new = h["X-Request-Id"]
     assert status == 200 and len(new) == 32, h
-    assert any(ln.get("request_id") == new for ln in log_lines(s, "activation"))
+    assert lines_with_id(s, "activation", new)
 
 
 def case_no_citizen_id_or_token_in_logs(s):

@@ -119,7 +119,7 @@ def usage_and_errors(system):
     # A process that does not answer: said once, within the timeout, exit 3.
     t = time.monotonic()
     rc, _, err = pxctl(system, "logs", "--log-endpoints",
-                       "dead=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--timeout-ms", "500")
+                       "dead=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--history-timeout-ms", "500")
     expect(rc == 3 and "dead" in err and "did not send its history" in err,
            "dead process: %d %s" % (rc, err))
     expect(time.monotonic() - t < 5, "a dead process costs one timeout")
