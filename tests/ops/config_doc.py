@@ -43,7 +43,8 @@ def rows(text):
 
 
 def pxctl_rows(build):
-    """{variable: (flag, default, description, [commands])} over every pxctl command."""
+    """{(variable, default): (flag, description, [commands])} over every pxctl command (a
+    variable may have another default in some command: a row each)."""
     top = helptext(build, PXCTL)
     commands = re.findall(r"^  ([a-z][a-z-]*)\s{2,}", top.split("Commands:", 1)[-1].split(
         "\n\n", 1)[0], re.M)
@@ -58,11 +59,7 @@ def pxctl_rows(build):
         for t in targets:
             sub = helptext(build, PXCTL, *t) if len(t) > 1 else text
             for flag, var, default, desc in rows(sub):
-                entry = found.setdefault(var, (flag, default, desc, []))
-                if entry[1] != default:
-                    raise SystemExit("pxctl: %s has default %s in one command and %s in "
-                                     "`pxctl %s`" % (var, entry[1], default, " ".join(t)))
-                entry[3].append(" ".join(t))
+                found.setdefault((var, default), (flag, desc, []))[2].append(" ".join(t))
     return found
 
 
@@ -81,7 +78,7 @@ def tables(build):
                                                         cell(desc)))
         out[name] = "\n".join(lines)
     lines = ["| Variable | Flag | Default | Commands | What it sets |", "|---|---|---|---|---|"]
-    for var, (flag, default, desc, cmds) in sorted(pxctl_rows(build).items()):
+    for (var, default), (flag, desc, cmds) in sorted(pxctl_rows(build).items()):
         lines.append("| `%s` | `%s` | %s | %s | %s |" % (
             var, flag, "`%s`" % default if default != "-" else "(unset)",
             ", ".join(dict.fromkeys(cmds)), cell(desc)))
@@ -95,12 +92,12 @@ def block(name):
 
 
 def documented(table):
-    """{variable: default} of a generated table."""
-    out = {}
+    """{(variable, default)} of a generated table."""
+    out = set()
     for line in table.splitlines():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if cells and cells[0].startswith("`PX_"):
-            out[cells[0].strip("`")] = cells[2].strip("`") if cells[2] != "(unset)" else "-"
+            out.add((cells[0].strip("`"), cells[2].strip("`") if cells[2] != "(unset)" else "-"))
     return out
 
 
@@ -112,14 +109,16 @@ def check(build, doc_text):
             problems.append("%s: no <!-- config:begin %s --> ... end block" % (name, name))
             continue
         have = documented(m.group(2))
-        for var, default in documented(table).items():
-            if var not in have:
-                problems.append("%s: %s (default %s) is not documented" % (name, var, default))
-            elif have[var] != default:
+        want = documented(table)
+        for var, default in sorted(want - have):
+            other = sorted(d for v, d in have if v == var)
+            if other:
                 problems.append("%s: %s is documented with default %s, --help says %s"
-                                % (name, var, have[var], default))
-        for var in have:
-            if var not in documented(table):
+                                % (name, var, " or ".join(other), default))
+            else:
+                problems.append("%s: %s (default %s) is not documented" % (name, var, default))
+        for var, default in sorted(have - want):
+            if not any(v == var for v, _ in want):
                 problems.append("%s: %s is documented but no longer in --help" % (name, var))
     return problems
 
