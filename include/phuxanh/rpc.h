@@ -102,6 +102,11 @@ typedef struct {
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
 void px_rpc_server_destroy(px_rpc_server_t **self_p);
+/* At the end of a process, once its servers and clients are destroyed: waits up to timeout_ms
+ * for what its ZeroMQ sockets still hold to be sent (the last replies of a graceful stop; a
+ * socket's linger only works while its context is terminated, and the process's context is
+ * otherwise never terminated), so that exiting does not drop them. */
+void px_rpc_shutdown(int timeout_ms);
 
 /* Serves service with the handlers given; methods without one answer UNIMPLEMENTED. `state`
  * is handed to handlers through px_rpc_ctx_state and must be safe to share between workers.

@@ -257,6 +257,8 @@ done:
     if (def->state_destroy) {
         def->state_destroy(&state);
     }
+    /* The last replies of the drain may still be in the sockets' queues: sent before exit. */
+    px_rpc_shutdown(2000);
     px_db_destroy(&db);
     px_logstream_destroy(&logstream); /* last, so that the lines of the stop are published */
     px_log_destroy(&log);
