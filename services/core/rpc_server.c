@@ -36,6 +36,7 @@
 #include "phuxanh/clock.h"
 #include "phuxanh/health/v1/health.pb-c.h"
 #include "phuxanh/metrics/v1/metrics.pb-c.h"
+#include "phuxanh/pbcheck.h"
 #include "phuxanh/text.h"
 #include "rpc_internal.h"
 
@@ -163,6 +164,10 @@ px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t
         return NULL;
     }
     self->opts = *opts;
+    if (!self->opts.max_decoded) {
+        self->opts.max_decoded =
+            8 * (self->opts.max_message ? self->opts.max_message : PX_RPC_MAX_MESSAGE_DEFAULT);
+    }
     if (!self->opts.max_message) {
         self->opts.max_message = PX_RPC_MAX_MESSAGE_DEFAULT;
     }
@@ -550,6 +555,24 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         code = PX_RESOURCE_EXHAUSTED;
         snprintf(msgbuf, sizeof msgbuf, "request of %zu bytes exceeds the limit of %zu",
                  zmq_msg_size(body_m), server->opts.max_message);
+        msg = msgbuf;
+        goto reply;
+    }
+    /* Strings are checked on the wire (a NUL would otherwise cut a C string short, and invalid
+     * UTF-8 pass), and what decoding would allocate is bounded before it happens. */
+    px_status_t wire_st;
+    if (px_pb_check(md->input, zmq_msg_data(body_m), zmq_msg_size(body_m), server->opts.max_decoded,
+                    &wire_st) != PX_OK) {
+        code = wire_st.code;
+        if (strstr(wire_st.message, "malformed protobuf")) {
+            int len =
+                snprintf(msgbuf, sizeof msgbuf, "request does not decode as %s: ", md->input->name);
+            if (len > 0 && (size_t)len < sizeof msgbuf) {
+                px_utf8_copy(msgbuf + len, sizeof msgbuf - (size_t)len, wire_st.message);
+            }
+        } else {
+            memcpy(msgbuf, wire_st.message, sizeof msgbuf); /* both PX_STATUS_MESSAGE_MAX */
+        }
         msg = msgbuf;
         goto reply;
     }

@@ -220,6 +220,41 @@ static void test_wrong_frame_count(void)
     phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
 }
 
+/* A string holding a NUL is refused before decoding, naming the field, never cut short
+ * (cut, "ab\0cd" would be "ab" and the handler would fail NOT_FOUND with it). */
+static void test_string_with_nul_refused(void)
+{
+    uint8_t hdr[256];
+    size_t n = s_header(hdr, 11, ECHO, 5000);
+    const uint8_t body[] = {0x18, 0x05, 0x22, 0x05, 'a', 'b', 0x00, 'c', 'd'}; /* 3: 5, 4: .. */
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, body, sizeof body, 2, NULL);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ(h->code, PX_INVALID_ARGUMENT);
+    PX_CHECK(strncmp(h->message, "fail_message: holds a NUL byte", 30) == 0);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
+/* 30,000 empty nested requests are 60 KB on the wire (under --max-message) but megabytes once
+ * decoded: refused RESOURCE_EXHAUSTED before protobuf-c allocates them. */
+static void test_decoded_size_bounded(void)
+{
+    uint8_t hdr[256];
+    size_t n = s_header(hdr, 12, ECHO, 5000);
+    size_t count = 30000;
+    uint8_t *body = malloc(2 * count);
+    PX_REQUIRE(body);
+    for (size_t i = 0; i < count; i++) {
+        body[2 * i] = 0x3a; /* field 7 (nested), length-delimited, empty */
+        body[2 * i + 1] = 0x00;
+    }
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, body, 2 * count, 2, NULL);
+    free(body);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ(h->code, PX_RESOURCE_EXHAUSTED);
+    PX_CHECK(strstr(h->message, "once decoded") != NULL);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
 static void test_oversize_request_refused_by_server(void)
 {
     /* The server runs with --max-message=65536: a 100 KB body is over it but under the
@@ -451,6 +486,8 @@ static const px_test_case_t s_cases[] = {
     {"unknown_method", test_unknown_method},
     {"handler_error_codes", test_handler_error_codes},
     {"garbage_request_bytes", test_garbage_request_bytes},
+    {"string_with_nul_refused", test_string_with_nul_refused},
+    {"decoded_size_bounded", test_decoded_size_bounded},
     {"garbage_header", test_garbage_header},
     {"wrong_frame_count", test_wrong_frame_count},
     {"oversize_request_refused_by_server", test_oversize_request_refused_by_server},
