@@ -485,11 +485,30 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         goto reply;
     }
     call_id = h->call_id;
-    method = h->method ? h->method : "";
-    if (px__md_from_pb(w->md, h->metadata, h->n_metadata) != 0) {
+    /* Strings in the header (method, metadata) are refused, never cut, when they hold a NUL or
+     * invalid UTF-8: "gateway\0evil" must not pass for "gateway". The method is not echoed
+     * before this check. */
+    px_status_t hdr_st;
+    if (px_pb_check(&phuxanh__rpc__v1__request_header__descriptor, zmq_msg_data(hdr_m),
+                    zmq_msg_size(hdr_m), SIZE_MAX, &hdr_st) != PX_OK) {
         code = PX_INVALID_ARGUMENT;
-        snprintf(msgbuf, sizeof msgbuf, "metadata: at most %d entries of at most %d bytes",
-                 PX_RPC_MAX_METADATA, PX_RPC_MAX_METADATA_VALUE);
+        int len = snprintf(msgbuf, sizeof msgbuf, "request header: ");
+        px_utf8_copy(msgbuf + len, sizeof msgbuf - (size_t)len, hdr_st.message);
+        msg = msgbuf;
+        goto reply;
+    }
+    method = h->method ? h->method : "";
+    int md_rc = px__md_from_pb(w->md, h->metadata, h->n_metadata);
+    if (md_rc != 0) {
+        code = PX_INVALID_ARGUMENT;
+        if (md_rc == -2) {
+            snprintf(msgbuf, sizeof msgbuf,
+                     "metadata: a key is given more than once (each "
+                     "key holds one value)");
+        } else {
+            snprintf(msgbuf, sizeof msgbuf, "metadata: at most %d entries of at most %d bytes",
+                     PX_RPC_MAX_METADATA, PX_RPC_MAX_METADATA_VALUE);
+        }
         msg = msgbuf;
         goto reply;
     }

@@ -4,6 +4,7 @@
  * process over TCP.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "phuxanh/rpc.h"
 #include "phuxanh/rpc/v1/rpc.pb-c.h"
 #include "phuxanh/test/v1/echo.pb-c.h"
+#include "phuxanh/text.h"
 #include "px_test.h"
 #include "testd_proc.h"
 
@@ -218,6 +220,96 @@ static void test_wrong_frame_count(void)
     PX_CHECK_INT_EQ(h->call_id, 7);
     PX_CHECK_INT_EQ(h->code, PX_INVALID_ARGUMENT);
     phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
+/* A length-delimited field of a hand-written header: strings may hold what C strings cannot. */
+static size_t s_put(uint8_t *b, int field, const void *data, size_t n)
+{
+    b[0] = (uint8_t)(field << 3 | 2);
+    b[1] = (uint8_t)n; /* every value here is under 128 bytes */
+    memcpy(b + 2, data, n);
+    return n + 2;
+}
+
+/* A header of call id 21 for `method` (mlen bytes) with up to two metadata entries. */
+static size_t s_raw_header(uint8_t *b, const char *method, size_t mlen, const char *const *kv,
+                           const size_t *kvlen, int entries)
+{
+    size_t n = 0;
+    b[n++] = 0x08; /* call_id = 21 */
+    b[n++] = 21;
+    n += s_put(b + n, 2, method, mlen);
+    for (int e = 0; e < entries; e++) {
+        uint8_t entry[300];
+        size_t en = s_put(entry, 1, kv[2 * e], kvlen[2 * e]);
+        en += s_put(entry + en, 2, kv[2 * e + 1], kvlen[2 * e + 1]);
+        n += s_put(b + n, 4, entry, en);
+    }
+    return n;
+}
+
+/* Strings in the request header are refused, never cut short: a method or an x-caller with a
+ * NUL, a request id that is not UTF-8 (it would be echoed into the reply, which a standard
+ * decoder then refuses), and a key given twice (the later value used to win). Each answer is
+ * INVALID_ARGUMENT with valid UTF-8, matched to its call id. */
+static void test_header_strings_refused(void)
+{
+    static const char echo_nul[] = "/phuxanh.test.v1.Echo/Echo\0junk";
+    static const char evil[] = "gateway\0evil";
+    struct {
+        const char *name;
+        const char *method;
+        size_t mlen;
+        const char *kv[4];
+        size_t kvlen[4];
+        int entries;
+        const char *want;
+    } cases[] = {
+        {"method with NUL",
+         echo_nul,
+         sizeof echo_nul - 1,
+         {NULL},
+         {0},
+         0,
+         "request header: method: holds a NUL byte"},
+        {"x-caller with NUL",
+         ECHO,
+         strlen(ECHO),
+         {"x-caller", evil},
+         {8, sizeof evil - 1},
+         1,
+         "request header: metadata[0].value: holds a NUL byte"},
+        {"request id not UTF-8",
+         ECHO,
+         strlen(ECHO),
+         {"x-request-id", "ab\xff\xfe"},
+         {12, 4},
+         1,
+         "request header: metadata[0].value: is not valid UTF-8"},
+        {"x-caller twice",
+         ECHO,
+         strlen(ECHO),
+         {"x-caller", "evil", "x-caller", "gateway"},
+         {8, 4, 8, 7},
+         2,
+         "metadata: a key is given more than once"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t hdr[512];
+        size_t n = s_raw_header(hdr, cases[i].method, cases[i].mlen, cases[i].kv, cases[i].kvlen,
+                                cases[i].entries);
+        Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, "", 0, 2, NULL);
+        PX_REQUIRE(h);
+        bool ok = h->call_id == 21 && (int)h->code == (int)PX_INVALID_ARGUMENT &&
+                  strncmp(h->message, cases[i].want, strlen(cases[i].want)) == 0 &&
+                  px_utf8_valid(h->message, strlen(h->message));
+        if (!ok) {
+            fprintf(stderr, "  %s: call %llu code %d \"%s\"\n", cases[i].name,
+                    (unsigned long long)h->call_id, (int)h->code, h->message);
+        }
+        PX_CHECK(ok);
+        phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+    }
 }
 
 /* A string holding a NUL is refused before decoding, naming the field, never cut short
@@ -487,6 +579,7 @@ static const px_test_case_t s_cases[] = {
     {"handler_error_codes", test_handler_error_codes},
     {"garbage_request_bytes", test_garbage_request_bytes},
     {"string_with_nul_refused", test_string_with_nul_refused},
+    {"header_strings_refused", test_header_strings_refused},
     {"decoded_size_bounded", test_decoded_size_bounded},
     {"garbage_header", test_garbage_header},
     {"wrong_frame_count", test_wrong_frame_count},
