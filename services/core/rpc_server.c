@@ -555,8 +555,10 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     char svc_name[NAME_MAX_LEN], m_name[NAME_MAX_LEN];
     if (px__method_split(method, svc_name, sizeof svc_name, m_name, sizeof m_name) != 0) {
         code = PX_UNIMPLEMENTED;
-        snprintf(msgbuf, sizeof msgbuf,
-                 "method: \"%.200s\" is not of the form /package.Service/Method", method);
+        char shown[201]; /* cut at a character, never inside one */
+        px_utf8_copy(shown, sizeof shown, method);
+        snprintf(msgbuf, sizeof msgbuf, "method: \"%s\" is not of the form /package.Service/Method",
+                 shown);
         msg = msgbuf;
         goto reply;
     }
@@ -566,7 +568,9 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     px_rpc_handler_fn fn = md ? svc->handlers[md - svc->desc->methods] : NULL;
     if (!fn) {
         code = PX_UNIMPLEMENTED;
-        snprintf(msgbuf, sizeof msgbuf, "method %.200s is not implemented by this server", method);
+        char shown[201]; /* cut at a character, never inside one */
+        px_utf8_copy(shown, sizeof shown, method);
+        snprintf(msgbuf, sizeof msgbuf, "method %s is not implemented by this server", shown);
         msg = msgbuf;
         goto reply;
     }

@@ -225,10 +225,16 @@ static void test_wrong_frame_count(void)
 /* A length-delimited field of a hand-written header: strings may hold what C strings cannot. */
 static size_t s_put(uint8_t *b, int field, const void *data, size_t n)
 {
-    b[0] = (uint8_t)(field << 3 | 2);
-    b[1] = (uint8_t)n; /* every value here is under 128 bytes */
-    memcpy(b + 2, data, n);
-    return n + 2;
+    size_t h = 0;
+    b[h++] = (uint8_t)(field << 3 | 2);
+    if (n < 128) {
+        b[h++] = (uint8_t)n;
+    } else { /* every value here is under 16384 bytes */
+        b[h++] = (uint8_t)(0x80 | (n & 0x7f));
+        b[h++] = (uint8_t)(n >> 7);
+    }
+    memcpy(b + h, data, n);
+    return n + h;
 }
 
 /* A header of call id 21 for `method` (mlen bytes) with up to two metadata entries. */
@@ -308,6 +314,32 @@ static void test_header_strings_refused(void)
                     (unsigned long long)h->call_id, (int)h->code, h->message);
         }
         PX_CHECK(ok);
+        phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+    }
+}
+
+/* A long method name in Vietnamese is echoed in the answer cut at a character, never inside
+ * one (a cut inside one made the reply invalid UTF-8, which standard decoders refuse). */
+static void test_echoed_names_stay_utf8(void)
+{
+    char method[300];
+    size_t n = 0;
+    method[n++] = '/';
+    while (n + 3 < 260) {
+        memcpy(method + n, "\xe1\xba\xa1", 3); /* U+1EA1, 3 bytes: 200 is not a multiple of 3 */
+        n += 3;
+    }
+    const char *paths[] = {method, NULL};
+    char with_slash[320];
+    snprintf(with_slash, sizeof with_slash, "/a.B/%s", method + 1);
+    paths[1] = with_slash;
+    for (int k = 0; k < 2; k++) {
+        uint8_t hdr[512];
+        size_t len = s_raw_header(hdr, paths[k], strlen(paths[k]), NULL, NULL, 0);
+        Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, len, "", 0, 2, NULL);
+        PX_REQUIRE(h);
+        PX_CHECK_INT_EQ((int)h->code, (int)PX_UNIMPLEMENTED);
+        PX_CHECK(px_utf8_valid(h->message, strlen(h->message)));
         phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
     }
 }
@@ -580,6 +612,7 @@ static const px_test_case_t s_cases[] = {
     {"garbage_request_bytes", test_garbage_request_bytes},
     {"string_with_nul_refused", test_string_with_nul_refused},
     {"header_strings_refused", test_header_strings_refused},
+    {"echoed_names_stay_utf8", test_echoed_names_stay_utf8},
     {"decoded_size_bounded", test_decoded_size_bounded},
     {"garbage_header", test_garbage_header},
     {"wrong_frame_count", test_wrong_frame_count},
