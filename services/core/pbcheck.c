@@ -145,6 +145,22 @@ static px_code_t s_fail(s_check_t *c, const char *what)
     return px_status_set(c->st, PX_INVALID_ARGUMENT, "%s", what);
 }
 
+/* Whether a varint's value is one a field of this type can hold. int32 and enums come as
+ * 64-bit varints, negative ones sign-extended. */
+static bool s_fits(ProtobufCType type, uint64_t v)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        return v <= (uint64_t)INT32_MAX || v >= (uint64_t)(int64_t)INT32_MIN;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_SINT32:
+        return v <= UINT32_MAX;
+    default:
+        return true;
+    }
+}
+
 static px_code_t s_string(s_check_t *c, const uint8_t *s, size_t n)
 {
     if (memchr(s, 0, n)) {
@@ -214,6 +230,13 @@ static px_code_t s_message(s_check_t *c, const ProtobufCMessageDescriptor *desc,
             if (repeated && wire == WIRE_LEN && s_skip(&from, end, wire) &&
                 !s_budget(c, (size_t)(from - p) * SLOT_BYTES)) {
                 rc = c->st->code;
+                break;
+            }
+            const uint8_t *at = p;
+            uint64_t v;
+            if (wire == WIRE_VARINT && f && s_varint(&at, end, &v) && !s_fits(f->type, v)) {
+                /* protobuf-c would keep the low 32 bits: 2^32 ms would become 0, no deadline */
+                rc = s_fail(c, "out of range for a 32-bit field");
                 break;
             }
             if (!s_skip(&p, end, wire)) {

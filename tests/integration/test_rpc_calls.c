@@ -318,6 +318,21 @@ static void test_header_strings_refused(void)
     }
 }
 
+/* A timeout_ms wider than 32 bits is refused, not read as its low 32 bits (2^32 was 0: no
+ * deadline at all). */
+static void test_timeout_wider_than_32_bits_refused(void)
+{
+    uint8_t hdr[512];
+    size_t n = s_raw_header(hdr, ECHO, strlen(ECHO), NULL, NULL, 0);
+    const uint8_t wide[] = {0x18, 0x80, 0x80, 0x80, 0x80, 0x10}; /* timeout_ms = 2^32 */
+    memcpy(hdr + n, wide, sizeof wide);
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n + sizeof wide, "", 0, 2, NULL);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ((int)h->code, (int)PX_INVALID_ARGUMENT);
+    PX_CHECK(strstr(h->message, "timeout_ms: out of range") != NULL);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
 /* A long method name in Vietnamese is echoed in the answer cut at a character, never inside
  * one (a cut inside one made the reply invalid UTF-8, which standard decoders refuse). */
 static void test_echoed_names_stay_utf8(void)
@@ -613,6 +628,7 @@ static const px_test_case_t s_cases[] = {
     {"string_with_nul_refused", test_string_with_nul_refused},
     {"header_strings_refused", test_header_strings_refused},
     {"echoed_names_stay_utf8", test_echoed_names_stay_utf8},
+    {"timeout_wider_than_32_bits_refused", test_timeout_wider_than_32_bits_refused},
     {"decoded_size_bounded", test_decoded_size_bounded},
     {"garbage_header", test_garbage_header},
     {"wrong_frame_count", test_wrong_frame_count},

@@ -270,7 +270,25 @@ static void test_decoded_budget(void)
                     PX_RESOURCE_EXHAUSTED);
 }
 
+/* A varint too wide for its 32-bit field is refused: protobuf-c would keep its low 32 bits
+ * (a timeout of 2^32 ms would read as 0, no deadline). Negative int32s, which come as 64-bit
+ * varints, pass. */
+static void test_32_bit_ranges(void)
+{
+    static const s_case_t cases[] = {
+        {"uint32 of 2^32", ALLTYPES, "\x18\x80\x80\x80\x80\x10", 6, PX_INVALID_ARGUMENT,
+         "f_uint32: out of range for a 32-bit field"},
+        {"uint32 of 2^32-1", ALLTYPES, "\x18\xff\xff\xff\xff\x0f", 6, PX_OK, NULL},
+        {"int32 of 2^31", ALLTYPES, "\x08\x80\x80\x80\x80\x08", 6, PX_INVALID_ARGUMENT,
+         "f_int32: out of range"},
+        {"int32 of -1", ALLTYPES, "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11, PX_OK, NULL},
+        {"uint64 of 2^32", ALLTYPES, "\x20\x80\x80\x80\x80\x10", 6, PX_OK, NULL},
+    };
+    s_run(cases, sizeof cases / sizeof cases[0]);
+}
+
 static const px_test_case_t s_cases[] = {
+    {"32_bit_ranges", test_32_bit_ranges},
     {"decoded_budget", test_decoded_budget},
     {"valid_messages_pass", test_valid_messages_pass},
     {"strings_refused", test_strings_refused},
