@@ -6,6 +6,7 @@
  * has not checked; once serving, an outage only makes calls UNAVAILABLE and
  * health NOT_SERVING until the database returns.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static const px_config_option_t s_common[] = {
     {"max-message", "PX_MAX_MESSAGE", "4194304", "largest request or reply in bytes"},
     {"drain-ms", "PX_DRAIN_MS", "5000", "how long a stop waits for calls in flight"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    PX_CURVE_CONFIG_OPTIONS,
 };
 
 /* Builds the option table: common, then peers, then the service's own. Peer option names and
@@ -70,6 +72,37 @@ static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
     return 1;
 }
 
+/* Serves until SIGINT or SIGTERM; SIGHUP re-reads the CURVE allow-list (a bad file keeps
+ * the old one) and whatever the service reloads. */
+static void s_run(const px_service_def_t *def, px_rpc_server_t *server, px_curve_t *curve,
+                  void *state, px_log_t *log)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            px_log_emit(log, PX_LOG_INFO, "RPC-SIGNAL", "stop requested",
+                        PX_LOG_FIELDS(PX_LI("signal", sig)));
+            px_rpc_server_stop(server);
+            return;
+        }
+        px_status_t st;
+        if (curve) {
+            px_curve_reload(curve, &st); /* logs its outcome */
+        }
+        if (def->reload && def->reload(state, &st) != PX_OK) {
+            s_fail(log, "SVC-RELOAD", &st);
+        }
+    }
+}
+
 int px_service_main(const px_service_def_t *def, int argc, char **argv)
 {
     int rc = 1;
@@ -82,6 +115,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     px_db_t *db = NULL;
     void *state = NULL;
     px_rpc_server_t *server = NULL;
+    px_curve_t *curve = NULL;
 
     px_rpc_block_signals();
     px_config_option_t *opts = s_options(def, owned, &nowned);
@@ -112,6 +146,11 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         px_config_int(cfg, "db-wait-s", 0, 3600, &wait_s, &st) != PX_OK) {
         rc = 2;
         s_fail(log, "SVC-CONFIG", &st);
+        goto done;
+    }
+    if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
+        rc = 2;
+        s_fail(log, "SVC-CURVE", &st);
         goto done;
     }
     const char *db_url = px_config_get(cfg, "db-url");
@@ -146,6 +185,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         .on_behalf_callers =
             def->on_behalf_option ? px_config_get(cfg, def->on_behalf_option) : NULL,
         .log = log,
+        .curve = curve,
     };
     server = px_rpc_server_new(&so, &st);
     if (!server) {
@@ -180,10 +220,11 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     /* Scripts wait for this line on stdout to know the service is reachable. */
     printf("READY %s\n", px_rpc_server_endpoint(server));
     fflush(stdout);
-    px_rpc_server_run_until_signal(server);
+    s_run(def, server, curve, state, log);
     rc = 0;
 done:
     px_rpc_server_destroy(&server);
+    px_curve_destroy(&curve); /* after the server: its socket used the ZAP handler */
     if (def->state_destroy) {
         def->state_destroy(&state);
     }
