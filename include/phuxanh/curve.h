@@ -66,6 +66,9 @@ px_curve_t *px_curve_new(const char *secret_path, const char *allow_path, px_log
  * INVALID_ARGUMENT when only one is. */
 px_code_t px_curve_from_config(const px_config_t *cfg, px_log_t *log, px_curve_t **out,
                                px_status_t *st);
+/* The same from the environment (PX_CURVE_SECRET_KEY, PX_CURVE_ALLOW), for tools that take
+ * no px_config table. */
+px_code_t px_curve_from_env(px_log_t *log, px_curve_t **out, px_status_t *st);
 /* Stops the ZAP handlers; sockets set up by this object must be closed first. */
 void px_curve_destroy(px_curve_t **self_p);
 

@@ -144,10 +144,13 @@ static int s_load_csv(const char *dir, s_world_t *w)
 }
 
 /* The weekend's assignments, from the roster; none when it cannot answer. */
-static void s_load_volunteers(const char *endpoint, s_world_t *w)
+static void s_load_volunteers(const char *endpoint, px_curve_t *curve, s_world_t *w)
 {
     px_status_t st;
-    px_rpc_client_opts_t o = {.caller = "px-activation-demo", .connect_wait_ms = 3000};
+    px_rpc_client_opts_t o = {.caller = "px-activation-demo",
+                              .connect_wait_ms = 3000,
+                              .curve = curve,
+                              .server_name = "roster"};
     px_rpc_client_t *roster = px_rpc_client_new(endpoint, &o, &st);
     if (!roster) {
         fprintf(stderr, "demo: no roster client (%s): events without volunteers\n", st.message);
@@ -440,9 +443,14 @@ int main(int argc, char **argv)
     s_world_t *w = calloc(1, sizeof *w);
     s_event_t *ev = calloc((size_t)citizens * 3, sizeof *ev);
     px_rpc_client_t *act = NULL;
+    px_curve_t *curve = NULL;
     px_status_t st;
     if (!w || !ev) {
         fprintf(stderr, "demo: out of memory\n");
+        goto done;
+    }
+    if (px_curve_from_env(NULL, &curve, &st) != PX_OK) {
+        fprintf(stderr, "demo: %s\n", st.message);
         goto done;
     }
     if (s_load_csv(dir, w) != 0) {
@@ -450,14 +458,17 @@ int main(int argc, char **argv)
         goto done;
     }
     if (*roster) {
-        s_load_volunteers(roster, w);
+        s_load_volunteers(roster, curve, w);
     }
     size_t n = 0;
     for (long i = 0; i < citizens; i++) {
         n += (size_t)s_citizen(seed, (int)i, w, &ev[n]);
     }
     qsort(ev, n, sizeof *ev, s_event_cmp);
-    px_rpc_client_opts_t o = {.caller = "px-activation-demo", .connect_wait_ms = 5000};
+    px_rpc_client_opts_t o = {.caller = "px-activation-demo",
+                              .connect_wait_ms = 5000,
+                              .curve = curve,
+                              .server_name = "activation"};
     act = px_rpc_client_new(endpoint, &o, &st);
     if (!act) {
         fprintf(stderr, "demo: %s\n", st.message);
@@ -480,6 +491,7 @@ int main(int argc, char **argv)
     rc = sum[2] == 0 ? 0 : 1;
 done:
     px_rpc_client_destroy(&act);
+    px_curve_destroy(&curve);
     free(ev);
     free(w);
     return rc;

@@ -333,6 +333,8 @@ static px_code_t s_allow_parse(const char *path, char *text, allow_t *list, px_s
         } else if (!px_utf8_valid(line, len)) {
             why = "not UTF-8";
         } else if (*p == '\0' || *p == '#') {
+            /* '#' is a Z85 digit, but never a key's first: 32 bits in base 85 start below
+             * 83, and '#' is 84. */
             line = next;
             continue;
         } else {
@@ -441,17 +443,18 @@ px_curve_t *px_curve_new(const char *secret_path, const char *allow_path, px_log
         s_allow_load(allow_path, &self->list, st) != PX_OK) {
         goto fail;
     }
+    px_log_emit(
+        log, PX_LOG_INFO, "CURVE-ON", "ZeroMQ links under CURVE",
+        PX_LOG_FIELDS(PX_LS("public_key", self->public_key), PX_LI("allowed_keys", self->list.n)));
     return self;
 fail:
     px_curve_destroy(&self);
     return NULL;
 }
 
-px_code_t px_curve_from_config(const px_config_t *cfg, px_log_t *log, px_curve_t **out,
-                               px_status_t *st)
+static px_code_t s_from(const char *sec, const char *allow, px_log_t *log, px_curve_t **out,
+                        px_status_t *st)
 {
-    const char *sec = px_config_get(cfg, "curve-secret-key");
-    const char *allow = px_config_get(cfg, "curve-allow");
     bool has_sec = sec && *sec, has_allow = allow && *allow;
     *out = NULL;
     if (!has_sec && !has_allow) {
@@ -465,6 +468,18 @@ px_code_t px_curve_from_config(const px_config_t *cfg, px_log_t *log, px_curve_t
     }
     *out = px_curve_new(sec, allow, log, st);
     return *out ? PX_OK : st->code;
+}
+
+px_code_t px_curve_from_config(const px_config_t *cfg, px_log_t *log, px_curve_t **out,
+                               px_status_t *st)
+{
+    return s_from(px_config_get(cfg, "curve-secret-key"), px_config_get(cfg, "curve-allow"), log,
+                  out, st);
+}
+
+px_code_t px_curve_from_env(px_log_t *log, px_curve_t **out, px_status_t *st)
+{
+    return s_from(getenv("PX_CURVE_SECRET_KEY"), getenv("PX_CURVE_ALLOW"), log, out, st);
 }
 
 void px_curve_destroy(px_curve_t **self_p)

@@ -78,6 +78,7 @@ static const px_config_option_t s_options[] = {
     {"webhooks-give-up-ms", "PX_WEBHOOKS_GIVE_UP_MS", "86400000",
      "no try starts this long after a delivery was made (or replayed)"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    PX_CURVE_CONFIG_OPTIONS,
     {NULL, NULL, NULL, NULL},
 };
 
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
     px_status_t st;
     px_config_t *cfg = NULL;
     px_log_t *log = NULL;
+    px_curve_t *curve = NULL;
     gw_http_t *http = NULL;
     gw_t gw;
     s_hook_metrics_t hook_metrics;
@@ -206,6 +208,11 @@ int main(int argc, char **argv)
     }
     log = px_log_new("gateway", level, 2);
     gw.log = log;
+    if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", st.message, NULL);
+        rc = 2;
+        goto done;
+    }
 
     int64_t http_threads, backend_threads, max_body, max_header, idle_s, body_s, max_conn, per_ip,
         def_timeout, max_timeout, rate, burst, max_age, ring, hb, pub_cache, pub_rate, pub_burst,
@@ -270,6 +277,7 @@ int main(int argc, char **argv)
         .threads = (int)backend_threads,
         .stats = gw.stats,
         .log = log,
+        .curve = curve,
     };
     gw.backend = gw.progress && gw.stats ? gw_backend_new(&bo, &st) : NULL;
     if (!gw.backend) {
@@ -315,6 +323,7 @@ int main(int argc, char **argv)
         .on_change = gw.webhooks ? gw_webhooks_on_change : NULL,
         .on_change_ctx = gw.webhooks,
         .log = log,
+        .curve = curve,
     };
     gw.feed = gw_feed_new(&fo, &st);
     if (!gw.feed) {
@@ -357,6 +366,9 @@ int main(int argc, char **argv)
                             "subscribers file refused; the old subscribers stay",
                             PX_LOG_FIELDS(PX_LS("detail", st.message)));
             }
+            if (curve) {
+                px_curve_reload(curve, &st); /* logs its outcome */
+            }
             if (gw_auth_reload(gw.auth, &st) == PX_OK) {
                 px_log_emit(log, PX_LOG_INFO, "GW-TOKENS-RELOAD", "tokens reloaded",
                             PX_LOG_FIELDS(PX_LI("tokens", (int64_t)gw_auth_token_count(gw.auth))));
@@ -396,6 +408,7 @@ done:
     gw_progress_destroy(&gw.progress);
     gw_auth_destroy(&gw.auth);
     gw_public_destroy(&gw.public_progress);
+    px_curve_destroy(&curve); /* after the backend's and the feed's sockets */
     if (rc == 0) {
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }

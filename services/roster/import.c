@@ -422,6 +422,7 @@ typedef struct {
     int64_t timeout_ms;
     int64_t wait_s;
     px_rpc_client_t *client;
+    px_curve_t *curve; /* PX_CURVE_SECRET_KEY / PX_CURVE_ALLOW; NULL: plaintext */
 
     s_csv_t units, volunteers, campaign, waves;
 
@@ -876,6 +877,7 @@ static int s_wait_ready(s_import_t *self)
 static void s_import_free(s_import_t *self)
 {
     px_rpc_client_destroy(&self->client);
+    px_curve_destroy(&self->curve);
     s_csv_free(&self->units);
     s_csv_free(&self->volunteers);
     s_csv_free(&self->campaign);
@@ -1002,7 +1004,12 @@ int main(int argc, char **argv)
     }
 
     px_status_t st;
-    px_rpc_client_opts_t co = {.caller = "px-roster-import"};
+    if (px_curve_from_env(NULL, &self.curve, &st) != PX_OK) {
+        fprintf(stderr, "px-roster-import: %s\n", st.message);
+        goto done;
+    }
+    px_rpc_client_opts_t co = {
+        .caller = "px-roster-import", .curve = self.curve, .server_name = "roster"};
     self.client = px_rpc_client_new(self.endpoint, &co, &st);
     if (!self.client) {
         fprintf(stderr, "px-roster-import: %s: %s\n", self.endpoint, st.message);

@@ -222,6 +222,15 @@ static void test_bad_allow_list_named_by_line(void)
     PX_REQUIRE(s_write("bad.allow", text, (size_t)n) == 0);
     PX_CHECK_INT_EQ(px_curve_reload(c, &st), PX_OK);
     PX_CHECK_INT_EQ(px_curve_allowed_count(c), 2);
+    /* A key with a '#' inside (a Z85 digit) is no comment; one may follow the name. */
+    char hash_pub[PX_CURVE_KEY_BUF], hash_sec[PX_CURVE_KEY_BUF];
+    do {
+        PX_REQUIRE(zmq_curve_keypair(hash_pub, hash_sec) == 0);
+    } while (!strchr(hash_pub, '#'));
+    n = snprintf(text, sizeof text, "# a comment\n%s hashed # and a comment after it\n", hash_pub);
+    PX_REQUIRE(s_write("bad.allow", text, (size_t)n) == 0);
+    PX_CHECK_INT_EQ(px_curve_reload(c, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_curve_allowed_count(c), 1);
     px_curve_destroy(&c);
     PX_CHECK(c == NULL);
 }
