@@ -31,19 +31,32 @@ if [ ! -d "$DATA" ]; then
     exit 1
 fi
 
+# CURVE: with PX_CURVE_KEYS_DIR (and PX_CURVE_ALLOW) each loader calls with its own key pair
+# from that directory, under the name it calls as (px-roster-import, px-activation-demo), as
+# the services take a caller to be the name its key is listed under.
+curve_key() {
+    if [ -n "${PX_CURVE_KEYS_DIR:-}" ]; then
+        echo "$PX_CURVE_KEYS_DIR/$1_secret"
+    else
+        echo "${PX_CURVE_SECRET_KEY:-}"
+    fi
+}
+IMPORT_KEY="$(curve_key px-roster-import)"
+DEMO_KEY="$(curve_key px-activation-demo)"
+
 # The services may have been started a moment ago: the first calls wait for them to connect
 # (and are retried, the upserts being idempotent).
 echo "load-demo: roster data" >&2
-"$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA"
+PX_CURVE_SECRET_KEY="$IMPORT_KEY" "$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA"
 if [ -n "$ACTIVATION" ]; then
     echo "load-demo: activation targets" >&2
     PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
-        "$ROOT/deploy/load-activation-demo.sh" --targets-only
+        PX_CURVE_SECRET_KEY="$DEMO_KEY" "$ROOT/deploy/load-activation-demo.sh" --targets-only
 fi
 echo "load-demo: planning the first wave" >&2
-"$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA" --plan-first-wave
+PX_CURVE_SECRET_KEY="$IMPORT_KEY" "$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA" --plan-first-wave
 if [ -n "$ACTIVATION" ]; then
     echo "load-demo: a first weekend of activation events" >&2
     PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
-        "$ROOT/deploy/load-activation-demo.sh"
+        PX_CURVE_SECRET_KEY="$DEMO_KEY" "$ROOT/deploy/load-activation-demo.sh"
 fi
