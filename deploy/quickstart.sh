@@ -32,6 +32,13 @@ ROSTER_ENDPOINT="tcp://127.0.0.1:7101"
 ACTIVATION_ENDPOINT="tcp://127.0.0.1:7102"
 ACTIVATION_FEED="tcp://127.0.0.1:7103"
 GATEWAY_HTTP="127.0.0.1:8080"
+# Each process publishes its log lines on PORT and keeps the recent ones behind PORT+1
+# (docs/LOGS.md); these are pxctl logs' default --log-endpoints.
+log_port() {
+    case "$1" in
+    roster) echo 7111 ;; activation) echo 7113 ;; gateway) echo 7115 ;;
+    esac
+}
 TOKENS_FILE="$ROOT/var/gateway/tokens"
 DEMO_CAMPAIGN="tn-cuoi-tuan-2023"
 SERVICES=(roster activation gateway) # start order; stopped in reverse
@@ -259,7 +266,11 @@ start_service() { # name, env assignments...
         echo "    $name already running (pid $pid)"
         return 0
     fi
-    (exec setsid env "$@" "$bin" </dev/null >>"$LOGDIR/$name.log" 2>&1) &
+    local lp
+    lp="$(log_port "$name")"
+    (exec setsid env PX_LOG_ENDPOINT="tcp://127.0.0.1:$lp" \
+        PX_LOG_HISTORY_ENDPOINT="tcp://127.0.0.1:$((lp + 1))" "$@" "$bin" \
+        </dev/null >>"$LOGDIR/$name.log" 2>&1) &
     pid=$!
     echo "$pid" >"$RUNDIR/$name.pid"
     sleep 0.5
@@ -359,7 +370,8 @@ cmd_start() {
         echo "pxctl speaks CURVE with its own key:"
         echo "    export PX_CURVE_SECRET_KEY=$KEYS_DIR/pxctl_secret PX_CURVE_ALLOW=$ALLOW_FILE"
     fi
-    echo "Logs: var/log/.  Stop everything: deploy/quickstart.sh stop"
+    echo "Logs: var/log/, and live from every service: build/services/pxctl/pxctl logs -f"
+    echo "Stop everything: deploy/quickstart.sh stop"
     return "$START_FAILED"
 }
 

@@ -77,6 +77,8 @@ void px_curve_destroy(px_curve_t **self_p);
 px_code_t px_curve_reload(px_curve_t *self, px_status_t *st);
 /* Entries of the list in force. */
 size_t px_curve_allowed_count(px_curve_t *self);
+/* Does the list in force give a key for name? */
+bool px_curve_knows(px_curve_t *self, const char *name);
 /* This process's public key. */
 const char *px_curve_public_key(const px_curve_t *self);
 

@@ -13,6 +13,7 @@
 #define PHUXANH_DB_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,32 @@ px_code_t px_db_exec(px_db_t *self, const char *sql, int nparams, const char *co
 /* Same for a declared statement, prepared on this connection on first use. */
 px_code_t px_db_execp(px_db_t *self, const px_db_stmt_t *stmt, int nparams,
                       const char *const *params, PGresult **res, px_status_t *st);
+
+/* One statement of a pipeline (px_db_pipeline): a declared statement, or plain SQL when stmt
+ * is NULL. want_res: keep its result in res (the caller PQclear()s it); otherwise res stays
+ * NULL. */
+typedef struct {
+    const px_db_stmt_t *stmt;
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    bool want_res;
+    PGresult *res;
+} px_db_step_t;
+
+/* Runs the steps in order as one pipeline (libpq's pipeline mode): everything is sent in one
+ * flush and the results read in one wait, so n statements cost one round trip, not n. The first
+ * step that fails decides the code, and the steps after it do not run (PostgreSQL skips them).
+ * Steps may open and close a transaction (plain "BEGIN", "COMMIT"): a COMMIT answered by a
+ * ROLLBACK is ABORTED, and a connection lost before COMMIT's answer is UNAVAILABLE saying the
+ * transaction may have committed, as px_db_commit says. On failure every res is NULL. */
+px_code_t px_db_pipeline(px_db_t *self, px_db_step_t *steps, size_t n, px_status_t *st);
+
+/* The caller's deadline (px_clock_us scale; 0: none) for the statements that follow: one still
+ * running when it passes is cancelled and fails DEADLINE_EXCEEDED, so work nobody waits for
+ * stops using the database, and the connection stays usable (roll back what was open). COMMIT
+ * and ROLLBACK are never cancelled. The RPC server sets it from each call's deadline. */
+void px_db_set_deadline(px_db_t *self, int64_t deadline_us);
 
 px_code_t px_db_begin(px_db_t *self, px_status_t *st);
 px_code_t px_db_commit(px_db_t *self, px_status_t *st);

@@ -52,6 +52,15 @@ void px_log_set_level(px_log_t *self, px_log_level_t level);
 void px_log_emit(px_log_t *self, px_log_level_t level, const char *event, const char *msg,
                  const px_log_field_t *fields);
 
+/* A tee: called with every line written (newline included), its time and its level, under the
+ * logger's write lock, so calls come one at a time and in the order of the lines written. It
+ * must return quickly and never log (logstream.h's px_logstream_tee is one). */
+typedef void (*px_log_tee_fn)(void *arg, int64_t ts_us, px_log_level_t level, const char *line,
+                              size_t len);
+/* Sets (or with fn NULL removes) the tee. Safe while other threads log: once it returns, the old
+ * tee is never called again. */
+void px_log_set_tee(px_log_t *self, px_log_tee_fn fn, void *arg);
+
 /* Appends s as a JSON string literal (with quotes) to buf; used by the log and the JSON writer.
  * Returns the number of bytes that would be written (like snprintf). Invalid UTF-8 becomes
  * U+FFFD. */

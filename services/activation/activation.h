@@ -248,6 +248,9 @@ px_code_t act_person_reader_check(px_rpc_ctx_t *ctx);
  * for (x-on-behalf-of, "" when nobody), method and request id from ctx, detail a JSON object
  * text or NULL. */
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json);
+/* The same row as a step of a pipeline (px_db_pipeline); params (5) must outlive the step. */
+void act_audit_step(px_rpc_ctx_t *ctx, const char *detail_json, const char *params[5],
+                    px_db_step_t *step);
 /* The counter shard a handler writes totals and daily rows to (0004_counter_shards.sql):
  * its worker's number, so that calls in flight at once never wait on each other's rows. */
 int act_shard(px_rpc_ctx_t *ctx);

@@ -17,6 +17,17 @@ static const px_db_stmt_t s_audit_insert = {
     "VALUES ($1, $2, $3, $4, $5::jsonb)",
 };
 
+void act_audit_step(px_rpc_ctx_t *ctx, const char *detail_json, const char *params[5],
+                    px_db_step_t *step)
+{
+    params[0] = px_rpc_ctx_caller(ctx);
+    params[1] = px_rpc_ctx_on_behalf_of(ctx);
+    params[2] = px_rpc_ctx_method(ctx);
+    params[3] = px_rpc_ctx_request_id(ctx);
+    params[4] = detail_json;
+    *step = (px_db_step_t){.stmt = &s_audit_insert, .nparams = 5, .params = params};
+}
+
 px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json)
 {
     const char *params[5] = {px_rpc_ctx_caller(ctx), px_rpc_ctx_on_behalf_of(ctx),

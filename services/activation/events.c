@@ -678,47 +678,47 @@ static uint64_t s_fnv(const char *s, uint64_t h)
     return h;
 }
 
+/* The parameters of the batch's reads (round trip 1), built before it and kept until its
+ * results are read. */
+typedef struct {
+    act_arr_t lock_ids, taken_keys, cit_camps, cit_keys;
+} s_reads_t;
+
 /* Lock ids: one per citizen (campaign and key) and one per idempotency key, so a batch
- * serializes with any other touching the same citizen or reusing one of its keys. */
-static px_code_t s_lock_all(s_batch_t *b, px_status_t *st)
+ * serializes with any other touching the same citizen or reusing one of its keys. Keys
+ * already taken (before this batch), and the batch's citizens as stored. */
+static void s_reads_build(s_batch_t *b, s_reads_t *r)
 {
-    act_arr_t ids;
-    act_arr_init(&ids);
+    act_arr_init(&r->lock_ids);
+    act_arr_init(&r->taken_keys);
+    act_arr_init(&r->cit_camps);
+    act_arr_init(&r->cit_keys);
     for (size_t i = 0; i < b->ncits; i++) {
         uint64_t h = s_fnv(b->cits[i].keyhex, s_fnv(b->cits[i].campaign, 1469598103934665603ULL));
-        act_arr_addf(&ids, "%lld", (long long)h);
+        act_arr_addf(&r->lock_ids, "%lld", (long long)h);
+        act_arr_add(&r->cit_camps, b->cits[i].campaign);
+        act_arr_add(&r->cit_keys, b->cits[i].keyhex);
     }
     for (size_t i = 0; i < b->n; i++) {
         if (b->items[i].key_ok) {
             uint64_t h = s_fnv(b->items[i].ev->idempotency_key, 0x9e3779b97f4a7c15ULL);
-            act_arr_addf(&ids, "%lld", (long long)h);
+            act_arr_addf(&r->lock_ids, "%lld", (long long)h);
+            act_arr_add(&r->taken_keys, b->items[i].ev->idempotency_key);
         }
     }
-    const char *p = act_arr_end(&ids);
-    px_code_t code = p ? px_db_execp(px_rpc_ctx_db(b->ctx), &s_lock, 1, &p, NULL, st)
-                       : px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
-    act_arr_free(&ids);
-    return code;
 }
 
-static px_code_t s_load_citizens(s_batch_t *b, px_status_t *st)
+static void s_reads_free(s_reads_t *r)
 {
-    act_arr_t camp, keys;
-    act_arr_init(&camp);
-    act_arr_init(&keys);
-    for (size_t i = 0; i < b->ncits; i++) {
-        act_arr_add(&camp, b->cits[i].campaign);
-        act_arr_add(&keys, b->cits[i].keyhex);
-    }
-    const char *params[2] = {act_arr_end(&camp), act_arr_end(&keys)};
-    PGresult *res = NULL;
-    px_code_t code = PX_OK;
-    if (!params[0] || !params[1]) {
-        code = px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
-    } else {
-        code = px_db_execp(px_rpc_ctx_db(b->ctx), &s_citizens_get, 2, params, &res, st);
-    }
-    for (int r = 0; code == PX_OK && r < PQntuples(res); r++) {
+    act_arr_free(&r->lock_ids);
+    act_arr_free(&r->taken_keys);
+    act_arr_free(&r->cit_camps);
+    act_arr_free(&r->cit_keys);
+}
+
+static void s_apply_citizens(s_batch_t *b, PGresult *res)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
         s_cit_t *c = s_cit_find(b, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
         if (!c) {
             continue;
@@ -736,27 +736,12 @@ static px_code_t s_load_citizens(s_batch_t *b, px_status_t *st)
         c->channel = atoi(PQgetvalue(res, r, 11));
         c->fu_kinds = atoi(PQgetvalue(res, r, 12));
     }
-    PQclear(res);
-    act_arr_free(&camp);
-    act_arr_free(&keys);
-    return code;
 }
 
-/* Keys already taken (before this batch): their events answer as first answered. */
-static px_code_t s_load_taken(s_batch_t *b, px_status_t *st)
+/* Keys already taken: their events answer as first answered. */
+static void s_apply_taken(s_batch_t *b, PGresult *res)
 {
-    act_arr_t keys;
-    act_arr_init(&keys);
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->items[i].key_ok) {
-            act_arr_add(&keys, b->items[i].ev->idempotency_key);
-        }
-    }
-    const char *p = act_arr_end(&keys);
-    PGresult *res = NULL;
-    px_code_t code = p ? px_db_execp(px_rpc_ctx_db(b->ctx), &s_taken, 1, &p, &res, st)
-                       : px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
-    for (int r = 0; code == PX_OK && r < PQntuples(res); r++) {
+    for (int r = 0; r < PQntuples(res); r++) {
         const char *k = PQgetvalue(res, r, 0);
         for (size_t i = 0; i < b->n; i++) {
             s_item_t *it = &b->items[i];
@@ -772,8 +757,34 @@ static px_code_t s_load_taken(s_batch_t *b, px_status_t *st)
             }
         }
     }
-    PQclear(res);
-    act_arr_free(&keys);
+}
+
+/* Round trip 1: BEGIN, the locks, the keys taken and the citizens, in one pipeline. */
+static px_code_t s_read_phase(s_batch_t *b, px_status_t *st)
+{
+    s_reads_t r;
+    s_reads_build(b, &r);
+    const char *lock = act_arr_end(&r.lock_ids), *taken = act_arr_end(&r.taken_keys);
+    const char *cit[2] = {act_arr_end(&r.cit_camps), act_arr_end(&r.cit_keys)};
+    px_code_t code;
+    if (!lock || !taken || !cit[0] || !cit[1]) {
+        code = px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        px_db_step_t steps[] = {
+            {.sql = "BEGIN"},
+            {.stmt = &s_lock, .nparams = 1, .params = &lock},
+            {.stmt = &s_taken, .nparams = 1, .params = &taken, .want_res = true},
+            {.stmt = &s_citizens_get, .nparams = 2, .params = cit, .want_res = true},
+        };
+        code = px_db_pipeline(px_rpc_ctx_db(b->ctx), steps, 4, st);
+        if (code == PX_OK) {
+            s_apply_taken(b, steps[2].res);
+            s_apply_citizens(b, steps[3].res);
+        }
+        PQclear(steps[2].res);
+        PQclear(steps[3].res);
+    }
+    s_reads_free(&r);
     return code;
 }
 
@@ -970,8 +981,9 @@ static void s_fill_counts(s_batch_t *b)
     }
 }
 
-/* Everything the batch writes, in one statement (s_write_all). */
-static px_code_t s_write(s_batch_t *b, px_status_t *st)
+/* Round trip 2: everything the batch writes in one statement (s_write_all), its audit row
+ * and COMMIT, in one pipeline. */
+static px_code_t s_write_phase(s_batch_t *b, px_status_t *st)
 {
     if (b->totals.oom || b->daily.oom) {
         return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
@@ -995,20 +1007,37 @@ static px_code_t s_write(s_batch_t *b, px_status_t *st)
     if (oom) {
         return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
     }
-    return px_db_execp(px_rpc_ctx_db(b->ctx), &s_write_all, 3 + S_W_N + 8, p, NULL, st);
+    int rec = 0, dup = 0, ref = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        rec += b->items[i].code == PX_OK && !b->items[i].dup;
+        dup += b->items[i].code == PX_OK && b->items[i].dup;
+        ref += b->items[i].code != PX_OK;
+    }
+    char detail[160];
+    snprintf(detail, sizeof detail,
+             "{\"events\":%zu,\"recorded\":%d,\"duplicates\":%d,"
+             "\"refused\":%d}",
+             b->n, rec, dup, ref);
+    const char *audit[5];
+    px_db_step_t steps[3] = {
+        {.stmt = &s_write_all, .nparams = 3 + S_W_N + 8, .params = p},
+        {0},
+        {.sql = "COMMIT"},
+    };
+    act_audit_step(b->ctx, detail, audit, &steps[1]);
+    return px_db_pipeline(px_rpc_ctx_db(b->ctx), steps, 3, st);
 }
 
 /* ---------------------------------------------------------------- the handler */
 
+/* Two round trips: the reads the decisions need (s_read_phase), then the writes with the
+ * audit row and the commit (s_write_phase); what lies between is decided here, in memory. */
 static px_code_t s_transaction(s_batch_t *b, px_status_t *st)
 {
     px_db_t *db = px_rpc_ctx_db(b->ctx);
-    if (px_db_begin(db, st) != PX_OK) {
+    if (s_read_phase(b, st) != PX_OK) {
+        px_db_rollback(db);
         return st->code;
-    }
-    if (s_lock_all(b, st) != PX_OK || s_load_taken(b, st) != PX_OK ||
-        s_load_citizens(b, st) != PX_OK) {
-        goto fail;
     }
     for (size_t i = 0; i < b->n; i++) {
         s_item_t *it = &b->items[i];
@@ -1032,31 +1061,11 @@ static px_code_t s_transaction(s_batch_t *b, px_status_t *st)
             s_decide(b, it);
         }
     }
-    if (s_write(b, st) != PX_OK) {
-        goto fail;
-    }
-    int rec = 0, dup = 0, ref = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        rec += b->items[i].code == PX_OK && !b->items[i].dup;
-        dup += b->items[i].code == PX_OK && b->items[i].dup;
-        ref += b->items[i].code != PX_OK;
-    }
-    char detail[160];
-    snprintf(detail, sizeof detail,
-             "{\"events\":%zu,\"recorded\":%d,\"duplicates\":%d,"
-             "\"refused\":%d}",
-             b->n, rec, dup, ref);
-    if (act_audit(b->ctx, detail) != PX_OK) {
-        px_status_set(st, PX_UNAVAILABLE, "audit not written");
-        goto fail;
-    }
-    if (px_db_commit(db, st) != PX_OK) {
+    if (s_write_phase(b, st) != PX_OK) {
+        px_db_rollback(db);
         return st->code;
     }
     return PX_OK;
-fail:
-    px_db_rollback(db);
-    return st->code;
 }
 
 /* After the commit, the counter rows the batch changed go to the live feed (publisher.c),

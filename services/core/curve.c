@@ -531,6 +531,17 @@ size_t px_curve_allowed_count(px_curve_t *self)
     return n;
 }
 
+bool px_curve_knows(px_curve_t *self, const char *name)
+{
+    bool found = false;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->list.n && !found; i++) {
+        found = strcmp(self->list.entries[i].name, name) == 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return found;
+}
+
 const char *px_curve_public_key(const px_curve_t *self)
 {
     return self->public_key;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "phuxanh/clock.h"
 
@@ -61,6 +62,10 @@ struct px_db_t {
     bool tx_lost;        /* a connection was lost inside a transaction the caller has not ended */
     int64_t lost_at_us;  /* when a working connection was dropped, for the reconnect log */
     uint64_t reconnects; /* connections made again after one was lost (px_db_reconnects) */
+
+    PGcancel *cancel;    /* for conn: how to cancel what runs on it (PQgetCancel) */
+    int64_t deadline_us; /* the caller's deadline for statements (px_clock_us), 0: none */
+    bool cancelled;      /* the last wait cancelled its statement at the deadline */
 
     /* Names of the statements prepared on conn. */
     char **prepared;
@@ -236,6 +241,10 @@ static void s_forget_prepared(px_db_t *self)
 /* Closes the connection; a transaction open on it is lost (see the top of the file). */
 static void s_drop(px_db_t *self)
 {
+    if (self->cancel) {
+        PQfreeCancel(self->cancel);
+        self->cancel = NULL;
+    }
     if (self->conn) {
         PQfinish(self->conn);
         self->conn = NULL;
@@ -439,6 +448,96 @@ static bool s_conn_in_tx(PGconn *conn)
     return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
 }
 
+/* ------------------------------------------------------------- deadlines */
+
+void px_db_set_deadline(px_db_t *self, int64_t deadline_us)
+{
+    assert(self);
+    self->deadline_us = deadline_us > 0 ? deadline_us : 0;
+}
+
+/* Asks the server to cancel what runs on conn (it then fails with 57014, which is
+ * DEADLINE_EXCEEDED). A failed request leaves the statement to finish: nothing is lost. */
+static void s_cancel(px_db_t *self)
+{
+    if (!self->cancel) {
+        self->cancel = PQgetCancel(self->conn);
+    }
+    char err[256];
+    if (self->cancel && PQcancel(self->cancel, err, sizeof err)) {
+        self->cancelled = true;
+    }
+}
+
+/* Waits until a result can be read without blocking. With use_deadline, the statement is
+ * cancelled once the caller's deadline passes, and then waited for (the server answers a
+ * cancel at once). COMMIT and ROLLBACK are never cancelled: a cancelled COMMIT could not
+ * say whether it committed. false when the connection failed. */
+static bool s_await_input(px_db_t *self, bool use_deadline, bool *cancel_sent)
+{
+    PGconn *conn = self->conn;
+    while (PQisBusy(conn)) {
+        int timeout_ms = -1;
+        if (use_deadline && self->deadline_us > 0 && !*cancel_sent) {
+            int64_t left = self->deadline_us - px_clock_us();
+            if (left <= 0) {
+                s_cancel(self);
+                *cancel_sent = true;
+                continue;
+            }
+            timeout_ms = (int)((left + 999) / 1000);
+        }
+        struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+        if (p.fd < 0) {
+            return false;
+        }
+        int n = poll(&p, 1, timeout_ms);
+        if (n < 0 && errno != EINTR) {
+            return false;
+        }
+        if (n > 0 && !PQconsumeInput(conn)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The answer to the one statement just sent, as PQexec gives it: its first error, or else its
+ * last result. NULL when the connection failed before any result. */
+static PGresult *s_await(px_db_t *self, bool use_deadline)
+{
+    bool cancel_sent = false;
+    self->cancelled = false;
+    PGresult *keep = NULL, *r;
+    s_await_input(self, use_deadline, &cancel_sent);
+    while ((r = PQgetResult(self->conn)) != NULL) {
+        bool kept_failed = keep && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
+                                    PQresultStatus(keep) == PGRES_NONFATAL_ERROR);
+        if (kept_failed) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (PQstatus(self->conn) == CONNECTION_BAD) {
+            break;
+        }
+        s_await_input(self, use_deadline, &cancel_sent);
+    }
+    return keep;
+}
+
+/* A statement cancelled at the caller's deadline says so in the caller's terms. */
+static px_code_t s_deadline_said(px_db_t *self, px_code_t code, px_status_t *st)
+{
+    if (code == PX_DEADLINE_EXCEEDED && self->cancelled) {
+        code = px_status_set(st, PX_DEADLINE_EXCEEDED,
+                             "the call's deadline passed: its database work was cancelled");
+    }
+    self->cancelled = false;
+    return code;
+}
+
 /* Makes sure there is a connection to run on: one attempt if there is none. */
 static px_code_t s_ready(px_db_t *self, bool check_tx, px_status_t *st)
 {
@@ -495,8 +594,10 @@ static px_code_t s_exec(px_db_t *self, bool check_tx, const char *sql, int npara
     if (code != PX_OK) {
         return code;
     }
-    PGresult *r = PQexecParams(self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    return s_finish(self, r, res, st);
+    PGresult *r = PQsendQueryParams(self->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                      ? s_await(self, strcmp(sql, "COMMIT") != 0)
+                      : NULL;
+    return s_deadline_said(self, s_finish(self, r, res, st), st);
 }
 
 px_code_t px_db_exec(px_db_t *self, const char *sql, int nparams, const char *const *params,
@@ -567,20 +668,23 @@ px_code_t px_db_execp(px_db_t *self, const px_db_stmt_t *stmt, int nparams,
         return code;
     }
     if (!s_is_prepared(self, stmt->name)) {
-        PGresult *r = PQprepare(self->conn, stmt->name, stmt->sql, 0, NULL);
+        PGresult *r =
+            PQsendPrepare(self->conn, stmt->name, stmt->sql, 0, NULL) ? s_await(self, true) : NULL;
         /* 42P05: someone prepared it through px_db_conn; it is there, which is what we want. */
         if (PQresultStatus(r) != PGRES_COMMAND_OK && !s_sqlstate_is(r, "42P05")) {
-            return s_finish(self, r, NULL, st);
+            return s_deadline_said(self, s_finish(self, r, NULL, st), st);
         }
         PQclear(r);
         s_remember_prepared(self, stmt->name);
     }
-    PGresult *r = PQexecPrepared(self->conn, stmt->name, nparams, params, NULL, NULL, 0);
+    PGresult *r = PQsendQueryPrepared(self->conn, stmt->name, nparams, params, NULL, NULL, 0)
+                      ? s_await(self, true)
+                      : NULL;
     /* 26000: it vanished (DEALLOCATE or DISCARD through px_db_conn); prepare it next time. */
     if (s_sqlstate_is(r, "26000")) {
         s_forget_one(self, stmt->name);
     }
-    return s_finish(self, r, res, st);
+    return s_deadline_said(self, s_finish(self, r, res, st), st);
 }
 
 /* ------------------------------------------------------------- transactions */
@@ -773,5 +877,176 @@ done:
     }
     PQclear(applied);
     free(order);
+    return code;
+}
+
+/* ------------------------------------------------------------- pipelines */
+
+/* Steps of one pipeline at most: a batch's handful of statements, with room to spare. */
+#define S_PIPE_MAX 32
+
+/* What a result read from the pipeline belongs to: step `step`'s prepare or its query. */
+typedef struct {
+    size_t step;
+    bool prepare;
+} s_pipe_slot_t;
+
+static bool s_step_is(const px_db_step_t *s, const char *word)
+{
+    return !s->stmt && s->sql && strcasecmp(s->sql, word) == 0;
+}
+
+/* Queues every step (and the prepares of statements not yet prepared on this connection), then
+ * the sync, which flushes them all. false when the connection refused to take them. */
+static bool s_pipe_send(px_db_t *self, const px_db_step_t *steps, size_t n, s_pipe_slot_t *slots,
+                        size_t *nslots)
+{
+    PGconn *conn = self->conn;
+    *nslots = 0;
+    for (size_t i = 0; i < n; i++) {
+        const px_db_step_t *s = &steps[i];
+        bool queued = false; /* its prepare already in this pipeline, for an earlier step */
+        for (size_t k = 0; s->stmt && k < *nslots && !queued; k++) {
+            queued =
+                slots[k].prepare && strcmp(steps[slots[k].step].stmt->name, s->stmt->name) == 0;
+        }
+        if (s->stmt && !queued && !s_is_prepared(self, s->stmt->name)) {
+            if (!PQsendPrepare(conn, s->stmt->name, s->stmt->sql, 0, NULL)) {
+                return false;
+            }
+            slots[(*nslots)++] = (s_pipe_slot_t){i, true};
+        }
+        int ok =
+            s->stmt ? PQsendQueryPrepared(conn, s->stmt->name, s->nparams, s->params, NULL, NULL, 0)
+                    : PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0);
+        if (!ok) {
+            return false;
+        }
+        slots[(*nslots)++] = (s_pipe_slot_t){i, false};
+    }
+    return PQpipelineSync(conn) == 1;
+}
+
+/* One result of slot `slot`: kept, or mapped to the pipeline's first failure. */
+static void s_pipe_take(px_db_t *self, px_db_step_t *steps, const s_pipe_slot_t *slot, PGresult *r,
+                        px_code_t *code, px_status_t *st)
+{
+    px_db_step_t *s = &steps[slot->step];
+    ExecStatusType es = PQresultStatus(r);
+    bool ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
+    if (*code != PX_OK) {
+        PQclear(r); /* skipped after the first failure (PGRES_PIPELINE_ABORTED) */
+        return;
+    }
+    if (!ok) {
+        if (es == PGRES_PIPELINE_ABORTED) {
+            *code = px_status_set(st, PX_INTERNAL, "pipeline aborted without an error");
+        } else {
+            if (s->stmt && s_sqlstate_is(r, "26000")) {
+                s_forget_one(self, s->stmt->name); /* vanished: prepare it next time */
+            } else if (slot->prepare && s_sqlstate_is(r, "42P05")) {
+                s_remember_prepared(self, s->stmt->name); /* prepared through px_db_conn */
+            }
+            *code = px_db_result_status(self, r, st);
+        }
+        PQclear(r);
+        return;
+    }
+    if (slot->prepare) {
+        s_remember_prepared(self, s->stmt->name);
+    } else if (s_step_is(s, "COMMIT") && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        *code =
+            px_status_set(st, PX_ABORTED, "transaction rolled back: a statement in it had failed");
+    } else if (s->want_res && !s->res) {
+        s->res = r;
+        return;
+    }
+    PQclear(r);
+}
+
+px_code_t px_db_pipeline(px_db_t *self, px_db_step_t *steps, size_t n, px_status_t *st)
+{
+    assert(self && (steps || n == 0) && n <= S_PIPE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        steps[i].res = NULL;
+    }
+    px_code_t code = s_ready(self, true, st);
+    if (code != PX_OK || n == 0) {
+        return code;
+    }
+    PGconn *conn = self->conn;
+    bool opens_tx = self->in_tx;
+    size_t commit_step = n; /* none */
+    for (size_t i = 0; i < n; i++) {
+        opens_tx = opens_tx || s_step_is(&steps[i], "BEGIN");
+        commit_step = s_step_is(&steps[i], "COMMIT") ? i : commit_step;
+    }
+    s_pipe_slot_t slots[2 * S_PIPE_MAX];
+    size_t nslots = 0, next = 0;
+    bool synced = false;
+    if (!PQenterPipelineMode(conn)) {
+        return s_finish(self, NULL, NULL, st);
+    }
+    if (s_pipe_send(self, steps, n, slots, &nslots)) {
+        /* Each query's results end with a NULL; the sync's own result ends the pipeline. */
+        bool got = false, cancel_sent = false;
+        self->cancelled = false;
+        while (!synced && PQstatus(conn) == CONNECTION_OK) {
+            /* Once only the COMMIT's answer is due, the deadline no longer applies. */
+            bool at_commit = next < nslots && slots[next].step == commit_step;
+            if (!s_await_input(self, !at_commit, &cancel_sent)) {
+                break;
+            }
+            PGresult *r = PQgetResult(conn);
+            if (!r) {
+                if (!got) {
+                    break; /* nothing where a result was due: the connection is gone */
+                }
+                next++;
+                got = false;
+            } else if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                synced = true;
+            } else if (next >= nslots) {
+                PQclear(r);
+                break; /* more results than statements: not a state we understand */
+            } else {
+                s_pipe_take(self, steps, &slots[next], r, &code, st);
+                got = true;
+            }
+        }
+    }
+    if (synced && PQexitPipelineMode(conn)) {
+        self->in_tx = s_conn_in_tx(conn);
+    } else {
+        /* Lost (or out of step) part-way: whatever the transaction was, it is gone, unless the
+         * COMMIT had been sent and its answer is what was lost. */
+        px_status_t lost;
+        if (code == PX_OK) {
+            px_db_result_status(self, NULL, &lost);
+        } else {
+            lost = *st; /* the lost connection's own error, read as a result */
+        }
+        if (code == PX_OK || code == PX_UNAVAILABLE) {
+            code = commit_step < n
+                       ? px_status_set(st, PX_UNAVAILABLE,
+                                       "connection lost during COMMIT; the transaction may have "
+                                       "committed: %s",
+                                       lost.message)
+                       : px_status_set(st, PX_UNAVAILABLE, "%s", lost.message);
+        }
+        self->broken = true;
+        self->in_tx = opens_tx;
+        s_drop(self);
+    }
+    code = s_deadline_said(self, code, st);
+    if (code != PX_OK) {
+        for (size_t i = 0; i < n; i++) {
+            PQclear(steps[i].res);
+            steps[i].res = NULL;
+        }
+    } else {
+        px_status_clear(st);
+    }
     return code;
 }

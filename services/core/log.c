@@ -44,6 +44,9 @@ struct px_log_t {
     /* Atomic because px_log_set_level may run while other threads emit. */
     atomic_int level;
     pthread_mutex_t write_lock;
+    /* Under write_lock: px_log_set_tee then knows no call of the old tee is still running. */
+    px_log_tee_fn tee;
+    void *tee_arg;
 };
 
 static const char *const s_level_names[] = {
@@ -347,9 +350,8 @@ static void s_put_field_int(s_line_t *line, const char *key, int64_t value)
 }
 
 /* RFC 3339 in UTC with microseconds: 2026-11-29T02:44:13.123456Z. */
-static void s_timestamp(char *out, size_t cap)
+static void s_timestamp(int64_t us, char *out, size_t cap)
 {
-    int64_t us = px_wall_us();
     time_t secs = (time_t)(us / 1000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -357,9 +359,24 @@ static void s_timestamp(char *out, size_t cap)
     snprintf(out + n, cap - n, ".%06dZ", (int)(us % 1000000));
 }
 
-static void s_write_all(px_log_t *self, const char *buf, size_t len)
+void px_log_set_tee(px_log_t *self, px_log_tee_fn fn, void *arg)
+{
+    if (!self) {
+        return;
+    }
+    pthread_mutex_lock(&self->write_lock);
+    self->tee = fn;
+    self->tee_arg = arg;
+    pthread_mutex_unlock(&self->write_lock);
+}
+
+static void s_write_all(px_log_t *self, int64_t ts_us, px_log_level_t level, const char *buf,
+                        size_t len)
 {
     pthread_mutex_lock(&self->write_lock);
+    if (self->tee) {
+        self->tee(self->tee_arg, ts_us, level, buf, len);
+    }
     /* One write(2) in the normal case; the loop only finishes a write a signal interrupted. */
     while (len > 0) {
         ssize_t n = write(self->fd, buf, len);
@@ -389,7 +406,8 @@ void px_log_emit(px_log_t *self, px_log_level_t level, const char *event, const 
     line.truncated = false;
 
     char ts[40];
-    s_timestamp(ts, sizeof ts);
+    int64_t ts_us = px_wall_us();
+    s_timestamp(ts_us, ts, sizeof ts);
     s_put(&line, "{", 1);
     s_put_field_str(&line, "ts", ts, true);
     s_put_field_str(&line, "level", px_log_level_name(level), false);
@@ -413,5 +431,5 @@ void px_log_emit(px_log_t *self, px_log_level_t level, const char *event, const 
         memcpy(line.buf + line.len, "}\n", 2);
         line.len += 2;
     }
-    s_write_all(self, line.buf, line.len);
+    s_write_all(self, ts_us, level, line.buf, line.len);
 }

@@ -626,6 +626,7 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         /* A handler that failed half-way may leave a transaction open (or lost): close it
          * here, once, so the next call on this worker starts clean. Free when idle. */
         px_db_rollback(w->db);
+        px_db_set_deadline(w->db, 0); /* this call's deadline is not the next one's */
     }
     if (!px_code_valid((int)code)) {
         code = PX_UNKNOWN;
@@ -1219,6 +1220,10 @@ void *px_rpc_ctx_state(px_rpc_ctx_t *ctx)
 
 px_db_t *px_rpc_ctx_db(px_rpc_ctx_t *ctx)
 {
+    /* A handler's database work ends with its call: past the deadline it is cancelled. */
+    if (ctx->db) {
+        px_db_set_deadline(ctx->db, ctx->deadline_us);
+    }
     return ctx->db;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "phuxanh/clock.h"
+#include "phuxanh/logstream.h"
 #include "phuxanh/service.h"
 
 #define MAX_OPTIONS 64
@@ -25,6 +26,7 @@ static const px_config_option_t s_common[] = {
     {"drain-ms", "PX_DRAIN_MS", "5000", "how long a stop waits for calls in flight"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
     PX_CURVE_CONFIG_OPTIONS,
+    PX_LOGSTREAM_OPTIONS,
 };
 
 /* Builds the option table: common, then peers, then the service's own. Peer option names and
@@ -112,6 +114,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     size_t nowned = 0;
     px_config_t *cfg = NULL;
     px_log_t *log = NULL;
+    px_logstream_t *logstream = NULL;
     px_db_t *db = NULL;
     void *state = NULL;
     px_rpc_server_t *server = NULL;
@@ -151,6 +154,11 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
         rc = 2;
         s_fail(log, "SVC-CURVE", &st);
+        goto done;
+    }
+    if (px_logstream_from_config(cfg, def->name, log, curve, &logstream, &st) != PX_OK) {
+        rc = st.code == PX_INVALID_ARGUMENT ? 2 : 1;
+        s_fail(log, "SVC-LOG-STREAM", &st);
         goto done;
     }
     const char *db_url = px_config_get(cfg, "db-url");
@@ -224,11 +232,12 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     rc = 0;
 done:
     px_rpc_server_destroy(&server);
-    px_curve_destroy(&curve); /* after the server: its socket used the ZAP handler */
     if (def->state_destroy) {
         def->state_destroy(&state);
     }
     px_db_destroy(&db);
+    px_logstream_destroy(&logstream); /* last, so that the lines of the stop are published */
+    px_curve_destroy(&curve);         /* after every socket that used its ZAP handlers */
     px_log_destroy(&log);
     px_config_destroy(&cfg);
     for (size_t i = 0; i < nowned; i++) {

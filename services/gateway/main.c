@@ -22,6 +22,7 @@
 #include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/config.h"
 #include "phuxanh/json.h"
+#include "phuxanh/logstream.h"
 #include "webhooks.h"
 
 #ifndef PX_VERSION
@@ -79,6 +80,7 @@ static const px_config_option_t s_options[] = {
      "no try starts this long after a delivery was made (or replayed)"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
     PX_CURVE_CONFIG_OPTIONS,
+    PX_LOGSTREAM_OPTIONS,
     {NULL, NULL, NULL, NULL},
 };
 
@@ -176,6 +178,7 @@ int main(int argc, char **argv)
     px_config_t *cfg = NULL;
     px_log_t *log = NULL;
     px_curve_t *curve = NULL;
+    px_logstream_t *logstream = NULL;
     gw_http_t *http = NULL;
     gw_t gw;
     s_hook_metrics_t hook_metrics;
@@ -211,6 +214,11 @@ int main(int argc, char **argv)
     if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
         px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", st.message, NULL);
         rc = 2;
+        goto done;
+    }
+    if (px_logstream_from_config(cfg, "gateway", log, curve, &logstream, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-LOG-STREAM", st.message, NULL);
+        rc = st.code == PX_INVALID_ARGUMENT ? 2 : 1;
         goto done;
     }
 
@@ -408,10 +416,11 @@ done:
     gw_progress_destroy(&gw.progress);
     gw_auth_destroy(&gw.auth);
     gw_public_destroy(&gw.public_progress);
-    px_curve_destroy(&curve); /* after the backend's and the feed's sockets */
     if (rc == 0) {
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }
+    px_logstream_destroy(&logstream); /* after the last line, which it still publishes */
+    px_curve_destroy(&curve);         /* after every socket that used it */
     px_log_destroy(&log);
     px_config_destroy(&cfg);
     return rc;

@@ -140,7 +140,7 @@ bool pxctl_args_parse(const pxctl_command_t *cmd, int argc, char **argv, pxctl_a
     if (cmd->common & PXCTL_COMMON_FEED) {
         fits = fits && s_add(args->table, &n, s_feed, sizeof s_feed / sizeof *s_feed);
     }
-    if (cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED)) {
+    if (cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED | PXCTL_COMMON_CURVE)) {
         fits = fits && s_add(args->table, &n, s_curve, sizeof s_curve / sizeof *s_curve);
     }
     if (cmd->common & PXCTL_COMMON_GATEWAY) {
@@ -274,7 +274,7 @@ bool pxctl_args_parse(const pxctl_command_t *cmd, int argc, char **argv, pxctl_a
             goto done;
         }
     }
-    if ((cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED)) &&
+    if ((cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED | PXCTL_COMMON_CURVE)) &&
         px_curve_from_config(args->cfg, NULL, &args->curve, &st) != PX_OK) {
         pxctl_err(cmd->name, "%s", st.message);
         goto done;

@@ -22,6 +22,7 @@
 #include "completion.h"
 #include "health.h"
 #include "keys.h"
+#include "logs.h"
 #include "progress.h"
 #include "pxctl.h"
 #include "tokens.h"
@@ -41,7 +42,8 @@ const pxctl_entry_t pxctl_commands[] = {
     {"tokens", pxctl_tokens_main, "the gateway's API tokens: add, list, revoke", "add list revoke"},
     {"keys", pxctl_keys_main, "CURVE key pairs for the services' links", "gen"},
     /* {"import", pxctl_import_main, "...", "units volunteers waves targets"},   (import) */
-    /* {"logs", pxctl_logs_main, "...", NULL},                                   (logstream) */
+    {"logs", pxctl_logs_main, "the services' log lines, merged in time order; -f follows them live",
+     NULL},
     {"completion", pxctl_completion_main, "the bash completion script", "bash"},
     {"help", s_help_main, "help on a command", NULL},
 };

@@ -62,6 +62,7 @@ typedef struct {
 #define PXCTL_COMMON_SERVICES 1u /* roster-endpoints, activation-endpoints, as, timeout-ms */
 #define PXCTL_COMMON_FEED 2u     /* activation-feed */
 #define PXCTL_COMMON_GATEWAY 4u  /* gateway-url */
+#define PXCTL_COMMON_CURVE 8u    /* curve-secret-key, curve-allow (with SERVICES or FEED too) */
 
 typedef struct {
     const char *name;     /* "call", "tokens add": as typed after pxctl */

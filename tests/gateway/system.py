@@ -77,7 +77,8 @@ def db_url(name):
 
 class System:
     def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=(),
-                 log_level="info", gateway_env=None, curve=True):
+                 log_level="info", gateway_env=None, log_streams=False, log_env=None,
+                 curve=True):
         self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
         self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
         tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
@@ -99,6 +100,11 @@ class System:
         self.curve = curve
         self.keys_dir = os.path.join(self.dir, "keys")
         self.allow_file = os.path.join(self.keys_dir, "allow")
+        # With log_streams every process publishes its log lines (log-endpoint, docs/LOGS.md)
+        # and env() tells pxctl where (PX_LOG_ENDPOINTS); log_env: more PX_LOG_* settings.
+        self.log_streams = log_streams
+        self.log_env = dict(log_env or {})
+        self.log_eps = {}  # process name -> (PUB endpoint, history endpoint)
 
     # ------------------------------------------------------------ processes
     def bin(self, rel):
@@ -110,6 +116,11 @@ class System:
     def _spawn(self, name, argv, env):
         full = dict(os.environ)
         full.update(env)
+        if self.log_streams:
+            eps = self.log_eps.setdefault(name, ("tcp://127.0.0.1:%d" % free_port(),
+                                                 "tcp://127.0.0.1:%d" % free_port()))
+            full.update({"PX_LOG_ENDPOINT": eps[0], "PX_LOG_HISTORY_ENDPOINT": eps[1]})
+            full.update(self.log_env)
         out = open(self.log(name), "ab")
         p = subprocess.Popen(argv, env=full, stdout=subprocess.PIPE, stderr=out,
                              start_new_session=True)
@@ -326,6 +337,9 @@ class System:
             "PX_TOKENS_FILE": self.tokens_file,
             **self.curve_env("pxctl"),
         }
+        if self.log_eps:
+            e["PX_LOG_ENDPOINTS"] = ",".join("%s=%s+%s" % (n, pub, hist)
+                                             for n, (pub, hist) in self.log_eps.items())
         for var, name in (("PX_GW_PID", "gateway"), ("PX_ACTIVATION_PID", "activation"),
                           ("PX_ROSTER_PID", "roster")):
             if name in self.procs:  # a test may have stopped one

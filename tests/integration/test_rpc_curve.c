@@ -17,6 +17,7 @@
 
 #include "phuxanh/clock.h"
 #include "phuxanh/curve.h"
+#include "phuxanh/logstream.h"
 #include "phuxanh/rpc.h"
 #include "phuxanh/test/v1/echo.pb-c.h"
 #include "px_test.h"
@@ -372,6 +373,67 @@ static void test_sighup_adds_and_removes_keys(void)
     px_curve_destroy(&in);
 }
 
+/* A log stream (its own ZeroMQ context, so its own ZAP handler) under CURVE: a listed reader
+ * gets the lines, an unlisted one nothing. */
+static void test_log_stream_under_curve(void)
+{
+    char sec[256], allow[256];
+    s_path(sec, sizeof sec, "testd_secret");
+    s_path(allow, sizeof allow, "server.allow");
+    px_status_t st;
+    px_curve_t *server = px_curve_new(sec, allow, NULL, &st);
+    px_curve_t *gw = s_curve("gateway");
+    px_curve_t *in = s_curve("intruder");
+    PX_REQUIRE(server && gw && in);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    px_log_t *log = px_log_new("testd", PX_LOG_INFO, devnull);
+    px_logstream_opts_t o = {"testd", "tcp://127.0.0.1:*", NULL, 0, 100, server};
+    px_logstream_t *stream = px_logstream_new(&o, &st);
+    PX_REQUIRE(log && stream);
+    px_logstream_attach(stream, log);
+    void *zctx = zmq_ctx_new();
+    void *ok = px_logstream_socket(zctx, ZMQ_SUB, 0, gw, "testd", &st);
+    void *bad = px_logstream_socket(zctx, ZMQ_SUB, 0, in, "testd", &st);
+    PX_REQUIRE(ok && bad);
+    zmq_setsockopt(ok, ZMQ_SUBSCRIBE, "", 0);
+    zmq_setsockopt(bad, ZMQ_SUBSCRIBE, "", 0);
+    PX_CHECK_INT_EQ(zmq_connect(ok, px_logstream_endpoint(stream)), 0);
+    PX_CHECK_INT_EQ(zmq_connect(bad, px_logstream_endpoint(stream)), 0);
+    int got_ok = 0, got_bad = 0;
+    for (int i = 0; i < 60 && got_ok < 3; i++) {
+        px_log_emit(log, PX_LOG_INFO, "TEST-LINE", "a line", NULL);
+        zmq_pollitem_t items[2] = {{ok, 0, ZMQ_POLLIN, 0}, {bad, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(items, 2, 50);
+        for (int k = 0; k < 2; k++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            while (zmq_msg_recv(&m, k ? bad : ok, ZMQ_DONTWAIT) >= 0) {
+                int more = 0;
+                size_t sz = sizeof more;
+                zmq_getsockopt(k ? bad : ok, ZMQ_RCVMORE, &more, &sz);
+                if (!more) {
+                    *(k ? &got_bad : &got_ok) += 1;
+                }
+            }
+            zmq_msg_close(&m);
+        }
+    }
+    PX_CHECK(got_ok >= 3);
+    PX_CHECK_INT_EQ(got_bad, 0);
+    /* Without a name the reader cannot find the stream's key. */
+    PX_CHECK(px_logstream_socket(zctx, ZMQ_SUB, 0, gw, "nobody", &st) == NULL);
+    PX_CHECK_INT_EQ(st.code, PX_FAILED_PRECONDITION);
+    zmq_close(ok);
+    zmq_close(bad);
+    zmq_ctx_term(zctx);
+    px_logstream_destroy(&stream);
+    px_log_destroy(&log);
+    close(devnull);
+    px_curve_destroy(&in);
+    px_curve_destroy(&gw);
+    px_curve_destroy(&server);
+}
+
 static const px_test_case_t s_cases[] = {
     {"keys_gen_writes_a_certificate_pair", test_keys_gen_writes_a_certificate_pair},
     {"bad_allow_list_named_by_line", test_bad_allow_list_named_by_line},
@@ -379,6 +441,7 @@ static const px_test_case_t s_cases[] = {
     {"claiming_another_name_is_refused", test_claiming_another_name_is_refused},
     {"unknown_key_is_refused", test_unknown_key_is_refused},
     {"plaintext_client_cannot_talk", test_plaintext_client_cannot_talk},
+    {"log_stream_under_curve", test_log_stream_under_curve},
     {"sighup_adds_and_removes_keys", test_sighup_adds_and_removes_keys},
     {NULL, NULL},
 };

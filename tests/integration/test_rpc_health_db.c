@@ -1,7 +1,8 @@
 /*
  * test_rpc_health_db.c - Health/Check follows the server's database: NOT_SERVING
  * while PostgreSQL refuses the server, SERVING again once it accepts it, with no
- * restart of the server; the reconnections show in px_db_reconnects_total.
+ * restart of the server; the reconnections show in px_db_reconnects_total. A call's
+ * deadline cancels its database work.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "phuxanh/clock.h"
 #include "phuxanh/metrics.h"
 #include "phuxanh/rpc.h"
+#include "phuxanh/test/v1/echo.pb-c.h"
 #include "px_test.h"
 #include "testd_proc.h"
 
@@ -99,8 +101,70 @@ static void test_health_follows_database(void)
     free(url);
 }
 
+/* Active pg_sleep statements on database dbname, or -1. */
+static int s_sleeping(const char *dbname)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND state = 'active' "
+             "AND query LIKE 'SELECT pg_sleep(%%'",
+             dbname);
+    char *v = px_test_admin_scalar(sql);
+    int n = v ? atoi(v) : -1;
+    free(v);
+    return n;
+}
+
+/* A call's deadline reaches its database work: the statement is cancelled when the deadline
+ * passes (not left running for nobody), and the worker's connection serves the next call. */
+static void test_deadline_cancels_database_work(void)
+{
+    char *url = px_test_db_new("deadline");
+    PX_REQUIRE(url);
+    const char *dbname = strrchr(url, '/') + 1;
+    char arg[512];
+    snprintf(arg, sizeof arg, "--db-url=%s", url);
+    const char *extra[] = {arg, "--workers=1", NULL};
+    testd_t srv;
+    PX_REQUIRE(testd_start(&srv, NULL, extra) == 0);
+    px_status_t st;
+    px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
+    PX_REQUIRE(c);
+    PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+
+    Phuxanh__Test__V1__EchoRequest req = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
+    req.db_sleep_ms = 8000;
+    px_rpc_call_opts_t o = {.timeout_ms = 300};
+    ProtobufCMessage *rep = NULL;
+    int64_t t0 = px_clock_us();
+    PX_CHECK_INT_EQ(px_rpc_client_call(c, "/phuxanh.test.v1.Echo/Echo", &req.base,
+                                       &phuxanh__test__v1__echo_reply__descriptor, &rep, &o, &st),
+                    PX_DEADLINE_EXCEEDED);
+    /* The statement stops within moments of the deadline, not 8 s later. */
+    int sleeping = -1;
+    for (int i = 0; i < 20 && sleeping != 0; i++) {
+        px_sleep_us(50000);
+        sleeping = s_sleeping(dbname);
+    }
+    PX_CHECK_INT_EQ(sleeping, 0);
+    PX_CHECK(px_clock_us() - t0 < 2000000);
+
+    /* The one worker answers the next call at once, on the same connection. */
+    req.db_sleep_ms = 10;
+    o.timeout_ms = 3000;
+    PX_CHECK_INT_EQ(px_rpc_client_call(c, "/phuxanh.test.v1.Echo/Echo", &req.base,
+                                       &phuxanh__test__v1__echo_reply__descriptor, &rep, &o, &st),
+                    PX_OK);
+    protobuf_c_message_free_unpacked(rep, NULL);
+    PX_CHECK(s_reconnects(c) == 0);
+    px_rpc_client_destroy(&c);
+    PX_CHECK_INT_EQ(testd_stop(&srv, SIGTERM), 0);
+    free(url);
+}
+
 static const px_test_case_t s_cases[] = {
     {"health_follows_database", test_health_follows_database},
+    {"deadline_cancels_database_work", test_deadline_cancels_database_work},
     {NULL, NULL},
 };
 

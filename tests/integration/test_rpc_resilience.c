@@ -322,11 +322,18 @@ static void test_graceful_stop_finishes_calls(void)
     px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
     PX_REQUIRE(c);
     Phuxanh__Test__V1__EchoRequest req = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
-    req.sleep_ms = 600;
     px_rpc_call_opts_t o = {.timeout_ms = 5000};
+    /* A first call answered: the connection is up, so the slow call below reaches the server
+     * at once (on a loaded machine the connect alone outlasted the wait below, and the stop
+     * came before the call: "connection to the server was lost"). */
+    ProtobufCMessage *rep = NULL;
+    PX_REQUIRE(px_rpc_client_call(c, ECHO, &req.base, &phuxanh__test__v1__echo_reply__descriptor,
+                                  &rep, &o, &st) == PX_OK);
+    protobuf_c_message_free_unpacked(rep, NULL);
+    req.sleep_ms = 600;
     px_rpc_call_t *call =
         px_rpc_client_start(c, ECHO, &req.base, &phuxanh__test__v1__echo_reply__descriptor, &o);
-    /* Let the client make progress (connect, send) so the call is running when we stop. */
+    /* Let the client send it, so the call is running when we stop. */
     PX_CHECK(px_rpc_client_next(c, 150) == NULL);
     kill(srv.pid, SIGTERM);
     px_rpc_client_wait(c, call);

@@ -112,6 +112,29 @@ done:
     return rc;
 }
 
+char *px_test_admin_scalar(const char *sql)
+{
+    char *out = NULL;
+    PGresult *res = NULL;
+    PGconn *conn = s_admin_connect();
+    if (!conn) {
+        goto done;
+    }
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "px_test: %s: %s", sql, PQresultErrorMessage(res));
+        goto done;
+    }
+    if (PQntuples(res) > 0 && PQnfields(res) > 0) {
+        out = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+    }
+
+done:
+    PQclear(res);
+    PQfinish(conn);
+    return out;
+}
+
 /* The admin URL with its database replaced by name. A URI's path is its database; a
  * key=value string takes a later dbname over an earlier one. */
 static char *s_url_for(const char *admin, const char *name)

@@ -73,6 +73,9 @@ int px_test_main(int argc, char **argv, const px_test_case_t *cases);
 char *px_test_db_new(const char *prefix);
 /* Runs sql on PX_TEST_PG_URL. 0, or -1 after printing the error. */
 int px_test_admin_exec(const char *sql);
+/* Runs sql on PX_TEST_PG_URL and returns the first column of its first row, malloc'd ("" for
+ * SQL NULL), or NULL after printing the error (or when there is no row). */
+char *px_test_admin_scalar(const char *sql);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 int px_test_free_port(void);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "phuxanh/clock.h"
+#include "phuxanh/db.h"
 #include "phuxanh/rpc.h"
 #include "phuxanh/service.h"
 #include "phuxanh/test/v1/echo.pb-c.h"
@@ -42,6 +43,19 @@ static px_code_t s_echo(px_rpc_ctx_t *ctx, const ProtobufCMessage *request, Prot
     Phuxanh__Test__V1__EchoReply *rep = (Phuxanh__Test__V1__EchoReply *)reply;
     if (req->sleep_ms) {
         px_sleep_us((int64_t)req->sleep_ms * 1000);
+    }
+    if (req->db_sleep_ms) {
+        px_db_t *db = px_rpc_ctx_db(ctx);
+        if (!db) {
+            return px_rpc_fail(ctx, PX_FAILED_PRECONDITION, "no database (--db-url)");
+        }
+        char secs[32];
+        snprintf(secs, sizeof secs, "%.3f", req->db_sleep_ms / 1000.0);
+        const char *p[1] = {secs};
+        px_status_t st;
+        if (px_db_exec(db, "SELECT pg_sleep($1::float8)", 1, p, NULL, &st) != PX_OK) {
+            return px_rpc_fail_status(ctx, &st);
+        }
     }
     if (req->fail_code) {
         return px_rpc_fail(ctx, (px_code_t)req->fail_code, "%s",

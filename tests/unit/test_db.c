@@ -355,6 +355,141 @@ static void test_lost_transaction_not_continued(void)
     px_db_destroy(&db);
 }
 
+/* A pipeline runs its steps in order in one round trip: statements prepared on first use,
+ * results where asked for, the transaction opened and committed by its own steps. */
+static void test_pipeline(void)
+{
+    static const px_db_stmt_t ins = {"test_db_pipe_ins", "INSERT INTO t VALUES ($1::int)"};
+    char *url = px_test_db_new("pxdb_pipe");
+    px_db_t *db = open_db(url, NULL);
+    free(url);
+    PX_REQUIRE(db);
+    px_status_t st;
+    PX_REQUIRE(px_db_exec(db, "CREATE TABLE t (id int PRIMARY KEY)", 0, NULL, NULL, &st) == PX_OK);
+
+    for (int round = 0; round < 2; round++) { /* the second finds `ins` prepared */
+        const char *a[1] = {round ? "3" : "1"}, *b[1] = {round ? "4" : "2"};
+        px_db_step_t steps[] = {
+            {.sql = "BEGIN"},
+            {.stmt = &ins, .nparams = 1, .params = a},
+            {.stmt = &ins, .nparams = 1, .params = b},
+            {.sql = "SELECT count(*), sum(id) FROM t", .want_res = true},
+            {.sql = "COMMIT"},
+        };
+        PX_CHECK_INT_EQ(px_db_pipeline(db, steps, 5, &st), PX_OK);
+        PX_REQUIRE(steps[3].res);
+        PX_CHECK_STR_EQ(PQgetvalue(steps[3].res, 0, 0), round ? "4" : "2");
+        PX_CHECK(steps[1].res == NULL && steps[4].res == NULL);
+        PQclear(steps[3].res);
+    }
+    PX_CHECK(scalar_eq(db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM t", "1,2,3,4"));
+
+    /* A failing step: the steps after it do not run, no result is handed out, the open
+     * transaction is rolled back by the caller, and the connection is usable after it. */
+    const char *dup[1] = {"1"}, *five[1] = {"5"};
+    px_db_step_t bad[] = {
+        {.sql = "BEGIN"},
+        {.stmt = &ins, .nparams = 1, .params = five},
+        {.stmt = &ins, .nparams = 1, .params = dup},
+        {.sql = "SELECT 1", .want_res = true},
+        {.sql = "COMMIT"},
+    };
+    PX_CHECK_INT_EQ(px_db_pipeline(db, bad, 5, &st), PX_ALREADY_EXISTS);
+    PX_CHECK(bad[3].res == NULL);
+    px_db_rollback(db);
+    PX_CHECK(scalar_eq(db, "SELECT count(*) FROM t", "4"));
+
+    /* A COMMIT of a transaction whose earlier statement failed is a rollback, and says so. */
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_db_exec(db, "INSERT INTO t VALUES (1)", 0, NULL, NULL, &st),
+                    PX_ALREADY_EXISTS);
+    px_db_step_t commit[] = {{.sql = "COMMIT"}};
+    PX_CHECK_INT_EQ(px_db_pipeline(db, commit, 1, &st), PX_ABORTED);
+
+    /* A statement deallocated behind the pipeline's back fails once, then is prepared again. */
+    PX_CHECK_INT_EQ(px_db_exec(db, "DEALLOCATE test_db_pipe_ins", 0, NULL, NULL, &st), PX_OK);
+    px_db_step_t again[] = {{.stmt = &ins, .nparams = 1, .params = five}};
+    PX_CHECK(px_db_pipeline(db, again, 1, &st) != PX_OK);
+    PX_CHECK_INT_EQ(px_db_pipeline(db, again, 1, &st), PX_OK);
+    PX_CHECK(scalar_eq(db, "SELECT count(*) FROM t", "5"));
+    px_db_destroy(&db);
+}
+
+/* A pipeline on a connection that died: UNAVAILABLE; inside a transaction the loss is kept
+ * until the caller rolls back; with a COMMIT among the steps the answer says it may have
+ * committed (the caller cannot know). Nothing runs twice on a new connection. */
+static void test_pipeline_lost_connection(void)
+{
+    char *url = px_test_db_new("pxdb_pipelost");
+    px_db_t *db = open_db(url, NULL);
+    free(url);
+    PX_REQUIRE(db);
+    px_status_t st;
+    PX_REQUIRE(px_db_exec(db, "CREATE TABLE t (id int)", 0, NULL, NULL, &st) == PX_OK);
+
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    PX_REQUIRE(kill_backend(db) == 0);
+    px_db_step_t ins[] = {{.sql = "INSERT INTO t VALUES (1)"}};
+    PX_CHECK_INT_EQ(px_db_pipeline(db, ins, 1, &st), PX_UNAVAILABLE);
+    PX_CHECK_INT_EQ(px_db_pipeline(db, ins, 1, &st), PX_UNAVAILABLE); /* still lost */
+    px_db_rollback(db);
+    PX_CHECK(scalar_eq(db, "SELECT count(*) FROM t", "0"));
+
+    PX_REQUIRE(kill_backend(db) == 0);
+    px_db_step_t all[] = {{.sql = "BEGIN"}, {.sql = "INSERT INTO t VALUES (2)"}, {.sql = "COMMIT"}};
+    PX_CHECK_INT_EQ(px_db_pipeline(db, all, 3, &st), PX_UNAVAILABLE);
+    PX_CHECK(strstr(st.message, "may have committed") != NULL);
+    px_db_rollback(db);
+    PX_CHECK(scalar_eq(db, "SELECT count(*) FROM t", "0"));
+    PX_CHECK_INT_EQ(px_db_pipeline(db, all, 3, &st), PX_OK);
+    PX_CHECK(scalar_eq(db, "SELECT count(*) FROM t", "1"));
+    px_db_destroy(&db);
+}
+
+/* A deadline cancels a statement still running when it passes (plain, prepared, pipelined),
+ * on the same connection, which then serves on; COMMIT is never cancelled. */
+static void test_deadline(void)
+{
+    static const px_db_stmt_t nap = {"test_db_nap", "SELECT pg_sleep($1::float8)"};
+    char *url = px_test_db_new("pxdb_deadline");
+    px_db_t *db = open_db(url, NULL);
+    free(url);
+    PX_REQUIRE(db);
+    px_status_t st;
+    PX_REQUIRE(px_db_exec(db, "CREATE TABLE t (id int)", 0, NULL, NULL, &st) == PX_OK);
+    const char *five[1] = {"5"};
+
+    int64_t t0 = px_clock_us();
+    px_db_set_deadline(db, t0 + 150000);
+    PX_CHECK_INT_EQ(px_db_exec(db, "SELECT pg_sleep(5)", 0, NULL, NULL, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(strstr(st.message, "deadline") != NULL);
+    PX_CHECK_INT_EQ(px_db_execp(db, &nap, 1, five, NULL, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(px_clock_us() - t0 < 1500000);
+
+    px_db_set_deadline(db, px_clock_us() + 150000);
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    px_db_step_t steps[] = {
+        {.sql = "INSERT INTO t VALUES (1)"},
+        {.stmt = &nap, .nparams = 1, .params = five},
+        {.sql = "COMMIT"},
+    };
+    t0 = px_clock_us();
+    PX_CHECK_INT_EQ(px_db_pipeline(db, steps, 3, &st), PX_DEADLINE_EXCEEDED);
+    PX_CHECK(px_clock_us() - t0 < 1500000);
+    px_db_rollback(db);
+
+    /* Past its deadline a COMMIT still commits: it is never cancelled. */
+    px_db_set_deadline(db, 0);
+    PX_CHECK_INT_EQ(px_db_begin(db, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_db_exec(db, "INSERT INTO t VALUES (2)", 0, NULL, NULL, &st), PX_OK);
+    px_db_set_deadline(db, px_clock_us() - 1000);
+    PX_CHECK_INT_EQ(px_db_commit(db, &st), PX_OK);
+    px_db_set_deadline(db, 0);
+    PX_CHECK(scalar_eq(db, "SELECT string_agg(id::text, ',') FROM t", "2"));
+    PX_CHECK_INT_EQ((int)px_db_reconnects(db), 0);
+    px_db_destroy(&db);
+}
+
 typedef struct {
     const char *dbname;
     int delay_ms;
@@ -593,6 +728,9 @@ static const px_test_case_t cases[] = {
     {"transactions", test_transactions},
     {"reconnect_after_terminate", test_reconnect_after_terminate},
     {"lost_transaction_not_continued", test_lost_transaction_not_continued},
+    {"pipeline", test_pipeline},
+    {"pipeline_lost_connection", test_pipeline_lost_connection},
+    {"deadline", test_deadline},
     {"unavailable_when_db_refuses", test_unavailable_when_db_refuses},
     {"connect_failures", test_connect_failures},
     {"migrate_twice", test_migrate_twice},

@@ -2,9 +2,11 @@
  * ingest_client.c - the ingest benchmark's measuring side (tests/bench/ingest/run.sh).
  *
  *   bench-act-ingest --endpoint EP --db-url URL --wards 25966,25963,... [--events N]
- *                    [--single N] [--inflight 8] [--batch 100]
+ *                    [--single N] [--inflight 8] [--batch 100] [--rounds 5]
  *
- * Three phases, in this order, each on citizens and keys of its own:
+ * `rounds` rounds of rpc then raw (`events` events each), then single; each phase and round on
+ * citizens and keys of its own; the figures are medians over the rounds, and ratio the median
+ * of the per-round ratios:
  *   rpc:    RecordEvents, `batch` events a call, `inflight` calls outstanding on one
  *           px_rpc_client; events/s over `events` events.
  *   raw:    the same number of rows, with the columns of the events table, INSERTed by
@@ -13,7 +15,7 @@
  *           (unnest of arrays, as the service writes), each its own durable transaction.
  *   single: one event per call, one call in flight; p50/p99 in milliseconds.
  * Prints one line: events_per_s=.. raw_events_per_s=.. ratio=.. single_p50_ms=..
- * single_p99_ms=..
+ * single_p99_ms=.. rounds=..
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -41,12 +43,15 @@ typedef struct {
 static char s_wards[S_MAX_WARDS][33];
 static int s_nwards;
 
-/* Event i of phase p: a new citizen (serial i + phase offset), collected in ward i % n. */
+/* Event i (< 1,000,000) of phase p: a new citizen (born in 1960 + p % 40, serial i), collected
+ * in ward i % n. Phases are S_PHASE_* plus the round. */
+#define S_PHASE_SINGLE 3
+#define S_PHASE_RPC 10
+#define S_PHASE_RAW 25
 static void s_make(s_ev_t *e, int phase, long i)
 {
-    long serial = (long)phase * 300000 + i;
     snprintf(e->key, sizeof e->key, "ing-%d-%ld", phase, i);
-    snprintf(e->id, sizeof e->id, "0740%02ld%06ld", 60 + (i % 40), serial % 1000000);
+    snprintf(e->id, sizeof e->id, "0740%02d%06ld", 60 + phase % 40, i % 1000000);
     snprintf(e->unit, sizeof e->unit, "%s", s_wards[i % s_nwards]);
     e->stage = 1;
     e->at = S_T0 + (i % 30000);
@@ -107,7 +112,7 @@ static int s_check(px_rpc_call_t *call, size_t n)
     return rc;
 }
 
-static double s_rpc_phase(px_rpc_client_t *c, long events, int batch, int inflight)
+static double s_rpc_phase(px_rpc_client_t *c, int phase, long events, int batch, int inflight)
 {
     s_ev_t *ev = calloc((size_t)events, sizeof *ev);
     s_slot_t *slots = calloc((size_t)inflight, sizeof *slots);
@@ -116,7 +121,7 @@ static double s_rpc_phase(px_rpc_client_t *c, long events, int batch, int inflig
         goto done;
     }
     for (long i = 0; i < events; i++) {
-        s_make(&ev[i], 1, i);
+        s_make(&ev[i], phase, i);
     }
     px_rpc_call_opts_t o = {.timeout_ms = 60000};
     long next = 0, done_n = 0;
@@ -175,6 +180,7 @@ static const char *s_raw_sql =
 
 typedef struct {
     const char *url;
+    int phase;
     long events;
     int batch;
     atomic_long *next;
@@ -224,7 +230,7 @@ static void *s_raw_thread(void *arg)
         }
         for (long i = from; i < to; i++) {
             s_ev_t e;
-            s_make(&e, 2, i);
+            s_make(&e, r->phase, i);
             char hex[65], num[24];
             /* A stand-in for the HMAC: 32 bytes from the key (the database sees the same). */
             unsigned long long h = 1469598103934665603ULL;
@@ -263,7 +269,7 @@ done:
     return NULL;
 }
 
-static double s_raw_phase(const char *url, long events, int batch, int conns)
+static double s_raw_phase(const char *url, int phase, long events, int batch, int conns)
 {
     atomic_long next;
     atomic_init(&next, 0);
@@ -271,7 +277,8 @@ static double s_raw_phase(const char *url, long events, int batch, int conns)
     s_raw_t r[64];
     int64_t t0 = px_bench_now_ns();
     for (int i = 0; i < conns; i++) {
-        r[i] = (s_raw_t){.url = url, .events = events, .batch = batch, .next = &next};
+        r[i] =
+            (s_raw_t){.url = url, .phase = phase, .events = events, .batch = batch, .next = &next};
         pthread_create(&th[i], NULL, s_raw_thread, &r[i]);
     }
     int failed = 0;
@@ -294,7 +301,7 @@ static int s_single_phase(px_rpc_client_t *c, long calls, double *p50, double *p
     px_rpc_call_opts_t o = {.timeout_ms = 30000};
     for (long i = 0; i < calls; i++) {
         s_ev_t e;
-        s_make(&e, 3, i);
+        s_make(&e, S_PHASE_SINGLE, i);
         s_fill(&slot, &e, 1);
         int64_t t0 = px_bench_now_ns();
         px_rpc_call_t *call =
@@ -317,11 +324,23 @@ static int s_single_phase(px_rpc_client_t *c, long calls, double *p50, double *p
     return 0;
 }
 
+static int s_dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double s_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, s_dbl_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int main(int argc, char **argv)
 {
     const char *endpoint = NULL, *url = NULL, *wards = NULL;
-    long events = 40000, single = 1000;
-    int inflight = 8, batch = 100;
+    long events = 20000, single = 1000;
+    int inflight = 8, batch = 100, rounds = 5;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--endpoint") == 0) {
             endpoint = argv[i + 1];
@@ -337,12 +356,16 @@ int main(int argc, char **argv)
             inflight = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--batch") == 0) {
             batch = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--rounds") == 0) {
+            rounds = atoi(argv[i + 1]);
         }
     }
-    if (!endpoint || !url || !wards || events < 1 || events > 290000 || single < 1 ||
-        single > 290000 || inflight < 1 || inflight > 64 || batch < 1 || batch > 1000) {
+    if (!endpoint || !url || !wards || events < 1 || events > 999999 || single < 1 ||
+        single > 999999 || inflight < 1 || inflight > 64 || batch < 1 || batch > 1000 ||
+        rounds < 1 || rounds > 15) {
         fprintf(stderr, "usage: bench-act-ingest --endpoint EP --db-url URL --wards A,B,... "
-                        "[--events N<=290000] [--single N] [--inflight 1..64] [--batch 1..1000]\n");
+                        "[--events N<1000000 a round] [--single N] [--inflight 1..64] "
+                        "[--batch 1..1000] [--rounds 1..15]\n");
         return 2;
     }
     char *w = strdup(wards);
@@ -358,20 +381,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "ingest: %s\n", st.message);
         return 1;
     }
-    fprintf(stderr, "ingest: rpc phase: %ld events, batches of %d, %d in flight\n", events, batch,
-            inflight);
-    double rpc = s_rpc_phase(c, events, batch, inflight);
-    fprintf(stderr, "ingest: raw phase: %ld rows, %d connections\n", events, inflight);
-    double raw = s_raw_phase(url, events, batch, inflight);
+    /* The two sides take turns, round by round, so that a noisy moment of the machine falls on
+     * one round's pair and the median of the per-round ratios leaves it out. */
+    double rpc[15], raw[15], ratio[15];
+    for (int r = 0; r < rounds; r++) {
+        rpc[r] = s_rpc_phase(c, S_PHASE_RPC + r, events, batch, inflight);
+        raw[r] = s_raw_phase(url, S_PHASE_RAW + r, events, batch, inflight);
+        if (rpc[r] < 0 || raw[r] < 0) {
+            px_rpc_client_destroy(&c);
+            return 1;
+        }
+        ratio[r] = rpc[r] / raw[r];
+        fprintf(stderr, "ingest: round %d: %ld events: ours %.0f/s, raw %.0f rows/s, ratio %.2f\n",
+                r + 1, events, rpc[r], raw[r], ratio[r]);
+    }
     fprintf(stderr, "ingest: single phase: %ld calls\n", single);
     double p50 = -1, p99 = -1;
     int rc = s_single_phase(c, single, &p50, &p99);
     px_rpc_client_destroy(&c);
-    if (rpc < 0 || raw < 0 || rc != 0) {
+    if (rc != 0) {
         return 1;
     }
     printf("events_per_s=%.0f raw_events_per_s=%.0f ratio=%.2f single_p50_ms=%.2f "
-           "single_p99_ms=%.2f\n",
-           rpc, raw, rpc / raw, p50, p99);
+           "single_p99_ms=%.2f rounds=%d\n",
+           s_median(rpc, rounds), s_median(raw, rounds), s_median(ratio, rounds), p50, p99, rounds);
     return 0;
 }

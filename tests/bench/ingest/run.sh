@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# tests/bench/ingest/run.sh [--events N] [--single N] [--quick]
+# tests/bench/ingest/run.sh [--events N] [--rounds N] [--single N] [--quick]
 #
 # The ingest benchmark: events/s through RecordEvents (batches of 100, 8 calls in flight on one
 # px_rpc_client) against raw libpq batched INSERTs of the same number of rows, with the columns
 # of the events table, into a copy of that table (raw_events: LIKE events INCLUDING ALL) in the
 # same database in the same run (8 connections, each batch one durable transaction); then
-# single-event calls, one in flight, p50/p99 in ms.
+# single-event calls, one in flight, p50/p99 in ms. The two sides take turns in rounds (5, of
+# --events each), and the figures are medians over the rounds (ratio: of the per-round ratios).
 #
 # Starts its own throwaway PostgreSQL (initdb in a temporary directory; as the postgres user
 # when run as root; fsync and synchronous_commit=on: every commit is durable) and px-activation
@@ -13,12 +14,14 @@
 # roster is not asked), and stops both on exit.
 #
 # Last line: ingest: events_per_s=.. raw_events_per_s=.. ratio=.. single_p50_ms=.. single_p99_ms=..
+# rounds=..
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 build=${PX_BENCH_BUILD_DIR:-$root/build-bench}
 logs=$build/bench/ingest-logs
-events=40000
+events=20000
+rounds=5
 single=1000
 readonly WORKERS=8 INFLIGHT=8 BATCH=100
 
@@ -26,7 +29,8 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --events) events=${2:?}; shift 2 ;;
         --single) single=${2:?}; shift 2 ;;
-        --quick) events=4000; single=200; shift ;;
+        --rounds) rounds=${2:?}; shift 2 ;;
+        --quick) events=2000; rounds=3; single=200; shift ;;
         *) sed -n '2p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2 ;;
     esac
 done
@@ -71,9 +75,9 @@ pub_port=$(act_env_free_port)
 act_env_act_start activation --workers "$WORKERS" --pub-endpoint "tcp://127.0.0.1:$pub_port"
 
 wards=25966,25963,25969,25972,25975,25978,25981,25984,25987,25990
-echo "ingest: measuring ($events events, $single single calls)" >&2
+echo "ingest: measuring ($rounds rounds of $events events a side, $single single calls)" >&2
 line=$("$build/bench/bench-act-ingest" --endpoint "$ACT_ENDPOINT" \
-    --db-url "$PG_URL_BASE/activation" --wards "$wards" --events "$events" --single "$single" \
+    --db-url "$PG_URL_BASE/activation" --wards "$wards" --events "$events" --rounds "$rounds" --single "$single" \
     --inflight "$INFLIGHT" --batch "$BATCH" 2>"$logs/client.log" | tail -n 1) || {
     cat "$logs/client.log" >&2
     echo "ingest: the client failed" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/bench/rpc/run.sh [--ways ours,raw,grpc] [--quick] [--calls N] [--warmup N]
-#                        [--seconds S] [--warmup-seconds S]
+#                        [--seconds S] [--warmup-seconds S] [--rounds N]
 #
 # The rpc benchmark: a 200-byte unary echo, measured three ways in one run:
 #   ours  bench-rpc-ours (px_rpc_client)  ->  px-testd        /phuxanh.test.v1.Echo/Echo
@@ -9,11 +9,14 @@
 # Each server runs in its own process on a free 127.0.0.1 port and is stopped before the next
 # way starts, so the three never share the machine's two cores. Each client measures p50/p99
 # latency with one call in flight and calls/s with 16 in flight, and prints one key=value line.
+# The ways take turns in rounds (ours, raw, gRPC; ours, raw, gRPC; ... 5 by default), so that a
+# noisy moment of the machine falls on one round: each figure is the median over the rounds,
+# and each ratio the median of the per-round ratios.
 #
-# Prints each way's line, then one summary line:
+# Prints each way's line per round, then one summary line:
 #   rpc: p50_us=.. p99_us=.. raw_p50_us=.. raw_p99_us=.. grpc_p50_us=.. grpc_p99_us=..
 #        p50_ratio=.. grpc_p50_ratio=.. thr16=.. raw_thr16=.. grpc_thr16=.. thr16_ratio=..
-#        grpc_thr16_ratio=..
+#        grpc_thr16_ratio=.. rounds=..
 # (all on one line; ratios are ours/raw and ours/gRPC). A way that was not asked for or
 # failed reads "na" there, and a failure makes the exit status 1.
 #
@@ -35,10 +38,11 @@ readonly START_TRIES=5     # a port taken between our probe and the server's bin
 readonly INFLIGHT=16
 
 ways=ours,raw,grpc
-calls=20000
-warmup=2000
-seconds=3
-warmup_seconds=1
+calls=10000
+warmup=1000
+seconds=2
+warmup_seconds=0.5
+rounds=5
 
 usage() {
     sed -n '2,3p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -52,7 +56,8 @@ while [[ $# -gt 0 ]]; do
         --warmup) warmup=${2:?}; shift 2 ;;
         --seconds) seconds=${2:?}; shift 2 ;;
         --warmup-seconds) warmup_seconds=${2:?}; shift 2 ;;
-        --quick) calls=2000; warmup=200; seconds=1; warmup_seconds=0.5; shift ;;
+        --rounds) rounds=${2:?}; shift 2 ;;
+        --quick) calls=2000; warmup=200; seconds=1; warmup_seconds=0.5; rounds=3; shift ;;
         *) usage ;;
     esac
 done
@@ -172,10 +177,9 @@ client_timeout=$(awk -v n="$((warmup + calls))" -v s="$seconds" -v w="$warmup_se
 declare -A p50 p99 thr
 status=0
 
-# run_way WAY: builds, serves, measures; fills p50/p99/thr[WAY] or returns 1.
-run_way() {
-    local way=$1 line
-    local -n server_cmd=${way}_server
+# build_way WAY: builds its client and server.
+build_way() {
+    local way=$1
     echo "rpc: building ${build_targets[$way]}" >&2
     # shellcheck disable=SC2086 # the target list is meant to split
     if ! cmake --build "$build" --target ${build_targets[$way]} -j "$(nproc)" \
@@ -184,8 +188,13 @@ run_way() {
         echo "rpc: $way: build failed (whole log: $logs/$way-build.log)" >&2
         return 1
     fi
+}
+
+# run_way WAY: serves, measures; fills p50/p99/thr[WAY] or returns 1.
+run_way() {
+    local way=$1 line
+    local -n server_cmd=${way}_server
     start_server "$way" "${server_cmd[@]}" || return 1
-    echo "rpc: $way: server ready at $server_endpoint, measuring" >&2
     timeout "$client_timeout" "${client_bin[$way]}" --endpoint "$server_endpoint" \
         "${client_args[@]}" >"$logs/$way-client.out" 2>"$logs/$way-client.log" &
     client_pid=$!
@@ -213,21 +222,67 @@ run_way() {
     printf '%-5s %s\n' "$way:" "$line"
 }
 
+# median V...: the median of the numbers given (na when one of them is na, or none is given).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '
+        /^na$/ { na = 1 } { v[NR] = $1 }
+        END { if (na || NR == 0) print "na";
+              else if (NR % 2) print v[(NR + 1) / 2];
+              else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -A want
 for way in ours raw grpc; do
-    p50[$way]=na p99[$way]=na thr[$way]=na
     [[ ,$ways, == *,$way,* ]] || continue
-    if ! run_way "$way"; then
-        p50[$way]=na p99[$way]=na thr[$way]=na
+    if build_way "$way"; then
+        want[$way]=1
+    else
         status=1
+    fi
+done
+
+# Each way's figures, round by round (space separated), and the per-round ratios.
+declare -A all_p50 all_p99 all_thr
+r_p50=() r_gp50=() r_thr=() r_gthr=()
+for ((round = 1; round <= rounds; round++)); do
+    echo "rpc: round $round of $rounds" >&2
+    for way in ours raw grpc; do
+        p50[$way]=na p99[$way]=na thr[$way]=na
+        [[ -n ${want[$way]:-} ]] || continue
+        if ! run_way "$way"; then
+            p50[$way]=na p99[$way]=na thr[$way]=na
+            status=1
+        fi
+        all_p50[$way]+="${p50[$way]} "
+        all_p99[$way]+="${p99[$way]} "
+        all_thr[$way]+="${thr[$way]} "
+    done
+    r_p50+=("$(ratio "${p50[ours]}" "${p50[raw]}")")
+    r_gp50+=("$(ratio "${p50[ours]}" "${p50[grpc]}")")
+    r_thr+=("$(ratio "${thr[ours]}" "${thr[raw]}")")
+    r_gthr+=("$(ratio "${thr[ours]}" "${thr[grpc]}")")
+done
+
+for way in ours raw grpc; do
+    if [[ -n ${want[$way]:-} ]]; then
+        # shellcheck disable=SC2086 # the lists are meant to split
+        p50[$way]=$(median ${all_p50[$way]})
+        # shellcheck disable=SC2086
+        p99[$way]=$(median ${all_p99[$way]})
+        # shellcheck disable=SC2086
+        thr[$way]=$(median ${all_thr[$way]})
+    else
+        p50[$way]=na p99[$way]=na thr[$way]=na
     fi
 done
 
 echo "rpc: p50_us=${p50[ours]} p99_us=${p99[ours]}" \
     "raw_p50_us=${p50[raw]} raw_p99_us=${p99[raw]}" \
     "grpc_p50_us=${p50[grpc]} grpc_p99_us=${p99[grpc]}" \
-    "p50_ratio=$(ratio "${p50[ours]}" "${p50[raw]}")" \
-    "grpc_p50_ratio=$(ratio "${p50[ours]}" "${p50[grpc]}")" \
+    "p50_ratio=$(median "${r_p50[@]}")" \
+    "grpc_p50_ratio=$(median "${r_gp50[@]}")" \
     "thr16=${thr[ours]} raw_thr16=${thr[raw]} grpc_thr16=${thr[grpc]}" \
-    "thr16_ratio=$(ratio "${thr[ours]}" "${thr[raw]}")" \
-    "grpc_thr16_ratio=$(ratio "${thr[ours]}" "${thr[grpc]}")"
+    "thr16_ratio=$(median "${r_thr[@]}")" \
+    "grpc_thr16_ratio=$(median "${r_gthr[@]}")" \
+    "rounds=$rounds"
 exit "$status"
