@@ -49,6 +49,16 @@ def log_lines(s, name):
         return [json.loads(ln) for ln in f if ln.startswith("{")]
 
 
+def wait_lines(s, name, pred, timeout=5):
+    """The lines of name's log that pred takes, once there are any (or [] after timeout)."""
+    deadline = time.time() + timeout
+    while True:
+        lines = [ln for ln in log_lines(s, name) if pred(ln)]
+        if lines or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def case_request_id_travels(s):
     rid = "test-rid-0001"
     status, h, _ = s.request("POST", P + "QueryCounts",
@@ -58,19 +68,14 @@ def case_request_id_travels(s):
     assert status == 200 and h["X-Request-Id"] == rid, h
     # The gateway's line for the request, and the activation service's for its call (the
     # services log every call at debug level, which this system runs at).
-    gw = [ln for ln in log_lines(s, "gateway") if ln.get("request_id") == rid]
+    # Each process logs a call just after answering it: on a busy machine its line may land a
+    # moment after the answer.
+    gw = wait_lines(s, "gateway", lambda ln: ln.get("request_id") == rid)
     assert len(gw) == 1 and gw[0]["event"] == "GW-HTTP" and gw[0]["status"] == 200, gw
     assert gw[0]["method"] == P + "QueryCounts" and gw[0]["token"] == "viewer", gw
     for key in ("ts", "level", "service", "msg", "duration_us", "code"):
         assert key in gw[0], key
-    # A service logs a call just after answering it: on a busy machine the line may land a
-    # moment after the gateway's answer.
-    act = []
-    for _ in range(50):
-        act = [ln for ln in log_lines(s, "activation") if ln.get("request_id") == rid]
-        if act:
-            break
-        time.sleep(0.05)
+    act = wait_lines(s, "activation", lambda ln: ln.get("request_id") == rid)
     assert act and all(ln["caller"] == "gateway" for ln in act), act
     assert act[0]["on_behalf_of"] == "viewer", act[0]
     # A request without an id gets a new one, the same in both processes.
@@ -78,11 +83,7 @@ def case_request_id_travels(s):
                              token="viewer")
     new = h["X-Request-Id"]
     assert status == 200 and len(new) == 32, h
-    for _ in range(50):
-        if any(ln.get("request_id") == new for ln in log_lines(s, "activation")):
-            break
-        time.sleep(0.05)
-    assert any(ln.get("request_id") == new for ln in log_lines(s, "activation"))
+    assert wait_lines(s, "activation", lambda ln: ln.get("request_id") == new)
 
 
 def case_no_citizen_id_or_token_in_logs(s):
