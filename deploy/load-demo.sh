@@ -1,62 +1,70 @@
 #!/usr/bin/env bash
-# deploy/load-demo.sh - loads the whole Thuận An demo into running services, in the order the
-# campaign itself runs:
-#   1. the roster's units, volunteers, campaign and waves (px-roster-import);
-#   2. the activation service's targets (px-activation-demo --targets-only), so that
-#   3. the first wave's plan (PlanWave) spreads volunteers by each ward's distance to target;
-#   4. a first weekend of activation events (deploy/load-activation-demo.sh), naming the
-#      volunteers that plan put on duty.
+# deploy/load-demo.sh - loads the whole Thuận An demo into running services with pxctl, in the
+# order the campaign itself runs:
+#   1. the roster's units, volunteers, campaign and waves, and the activation service's targets
+#      (pxctl import: the roster's files in one all-or-nothing import, then the targets), so that
+#   2. the first wave's plan (pxctl call roster PlanWave) spreads volunteers by each ward's
+#      distance to its target;
+#   3. a first weekend of activation events (pxctl demo events), naming the volunteers that plan
+#      put on duty.
 # deploy/quickstart.sh runs it after starting the services. Running it again changes nothing:
-# the upserts answer "unchanged", PlanWave only tops the wave up, every event is a duplicate.
+# the import answers "unchanged", PlanWave only tops the wave up, every event is a duplicate.
 #
 # Environment: PX_ROSTER_ENDPOINTS (default tcp://127.0.0.1:7101), PX_ACTIVATION_ENDPOINTS
 # (default tcp://127.0.0.1:7102; empty: the roster alone, planned evenly), PX_DEMO_DATA
-# (default ../shared/data/thuan-an beside this checkout), PX_IMPORT_BIN (default
-# build/services/roster/px-roster-import); load-activation-demo.sh reads the rest.
+# (default ../shared/data/thuan-an beside this checkout), PX_DEMO_SEED (default 20230729),
+# PX_DEMO_CITIZENS (default 3000), PX_PXCTL_BIN (default build/services/pxctl/pxctl).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 DATA="${PX_DEMO_DATA:-$ROOT/../shared/data/thuan-an}"
-ENDPOINT="${PX_ROSTER_ENDPOINTS:-tcp://127.0.0.1:7101}"
-ENDPOINT="${ENDPOINT%%,*}" # the importer talks to one roster
+ROSTER="${PX_ROSTER_ENDPOINTS:-tcp://127.0.0.1:7101}"
 ACTIVATION="${PX_ACTIVATION_ENDPOINTS-tcp://127.0.0.1:7102}"
-IMPORT="${PX_IMPORT_BIN:-$ROOT/build/services/roster/px-roster-import}"
+PXCTL="${PX_PXCTL_BIN:-$ROOT/build/services/pxctl/pxctl}"
 
-if [ ! -x "$IMPORT" ]; then
-    echo "load-demo: $IMPORT is not built (cmake --build build --target px-roster-import)" >&2
+if [ ! -x "$PXCTL" ]; then
+    echo "load-demo: $PXCTL is not built (cmake --build build --target pxctl)" >&2
     exit 1
 fi
 if [ ! -d "$DATA" ]; then
     echo "load-demo: no demo data at $DATA (set PX_DEMO_DATA)" >&2
     exit 1
 fi
+export PX_ROSTER_ENDPOINTS="$ROSTER" PX_ACTIVATION_ENDPOINTS="$ACTIVATION"
+export PX_AS="${PX_AS:-load-demo}"
 
-# CURVE: with PX_CURVE_KEYS_DIR (and PX_CURVE_ALLOW) each loader calls with its own key pair
-# from that directory, under the name it calls as (px-roster-import, px-activation-demo), as
-# the services take a caller to be the name its key is listed under.
-curve_key() {
-    if [ -n "${PX_CURVE_KEYS_DIR:-}" ]; then
-        echo "$PX_CURVE_KEYS_DIR/$1_secret"
-    else
-        echo "${PX_CURVE_SECRET_KEY:-}"
-    fi
+# The services may have been started a moment ago (and be migrating): wait until they answer.
+wait_for() { # service
+    local _
+    for _ in $(seq 1 60); do
+        if "$PXCTL" call "$1" Check >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "load-demo: the $1 service does not answer at its endpoints" >&2
+    return 1
 }
-IMPORT_KEY="$(curve_key px-roster-import)"
-DEMO_KEY="$(curve_key px-activation-demo)"
-
-# The services may have been started a moment ago: the first calls wait for them to connect
-# (and are retried, the upserts being idempotent).
-echo "load-demo: roster data" >&2
-PX_CURVE_SECRET_KEY="$IMPORT_KEY" "$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA"
+wait_for roster
+files=(units "$DATA/units.csv" volunteers "$DATA/volunteers.csv"
+    campaigns "$DATA/campaign.csv" waves "$DATA/waves.csv")
 if [ -n "$ACTIVATION" ]; then
-    echo "load-demo: activation targets" >&2
-    PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
-        PX_CURVE_SECRET_KEY="$DEMO_KEY" "$ROOT/deploy/load-activation-demo.sh" --targets-only
+    wait_for activation
+    files+=(targets "$DATA/targets.csv")
 fi
-echo "load-demo: planning the first wave" >&2
-PX_CURVE_SECRET_KEY="$IMPORT_KEY" "$IMPORT" --endpoint "$ENDPOINT" --dir "$DATA" --plan-first-wave
+
+echo "load-demo: the roster's data and the targets (pxctl import)" >&2
+"$PXCTL" import "${files[@]}"
+
+# The earliest wave of the file (campaign,day,capacity; the demo's fields are never quoted).
+first="$(tail -n +2 "$DATA/waves.csv" | tr -d '\r' | sort -t, -k2,2 -k1,1 | head -n 1)"
+campaign="${first%%,*}"
+day="$(cut -d, -f2 <<<"$first")"
+echo "load-demo: planning the first wave ($campaign $day)" >&2
+"$PXCTL" call roster PlanWave "{\"campaign_id\": \"$campaign\", \"day\": \"$day\"}" >/dev/null
+
 if [ -n "$ACTIVATION" ]; then
-    echo "load-demo: a first weekend of activation events" >&2
-    PX_ACTIVATION_ENDPOINTS="$ACTIVATION" PX_ROSTER_ENDPOINTS="$ENDPOINT" \
-        PX_CURVE_SECRET_KEY="$DEMO_KEY" "$ROOT/deploy/load-activation-demo.sh"
+    echo "load-demo: a first weekend of activation events (pxctl demo events)" >&2
+    "$PXCTL" demo events --data "$DATA" --seed "${PX_DEMO_SEED:-20230729}" \
+        --citizens "${PX_DEMO_CITIZENS:-3000}" --timeout-ms 60000
 fi

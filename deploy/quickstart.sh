@@ -45,7 +45,7 @@ SERVICES=(roster activation gateway) # start order; stopped in reverse
 KEYS_DIR="$ROOT/var/keys"
 ALLOW_FILE="$KEYS_DIR/allow"
 # Every process that speaks to the services, by the name it calls as (its key's name).
-CURVE_NAMES=(roster activation gateway pxctl px-roster-import px-activation-demo)
+CURVE_NAMES=(roster activation gateway pxctl)
 DATABASES=(roster activation)
 
 IS_ROOT=0
@@ -243,14 +243,16 @@ CONF
     "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres ||
         { echo "error: PostgreSQL does not answer on port $PG_PORT" >&2; exit 1; }
 
-    local db
-    for db in "${DATABASES[@]}"; do
-        if [ "$("$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAq \
-            -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
-            echo "    creating database $db"
-            "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
-        fi
-    done
+    # Each service's database with its two roles, as on a production server (deploy/postgres/):
+    # the service migrates as px_<name>_owner and serves as px_<name>, which has no DDL.
+    PX_PSQL="$PGBIN/psql" deploy/postgres/setup.sh \
+        "postgresql://postgres@127.0.0.1:$PG_PORT/postgres" "${DATABASES[@]}" | sed 's/^/    /'
+}
+
+# db_env NAME: the database settings of service NAME (its runtime and its owner role).
+db_env() {
+    echo "PX_DB_URL=postgresql://px_$1@127.0.0.1:$PG_PORT/$1"
+    echo "PX_DB_MIGRATE_URL=postgresql://px_$1_owner@127.0.0.1:$PG_PORT/$1"
 }
 
 START_FAILED=0
@@ -293,7 +295,6 @@ cmd_start() {
     cmake --build build --target px-system -j"$(nproc 2>/dev/null || echo 2)"
 
     start_postgres
-    local url="postgresql://postgres@127.0.0.1:$PG_PORT"
 
     # The activation service's citizen-key secret, made once and kept: with another key no
     # stored citizen would be recognized again.
@@ -321,9 +322,12 @@ cmd_start() {
     mapfile -t gateway_curve < <(curve_env gateway)
 
     echo "==> starting the services"
-    start_service roster "${roster_curve[@]}" PX_DB_URL="$url/roster" PX_LISTEN="$ROSTER_ENDPOINT" \
+    # shellcheck disable=SC2046 # db_env's two words
+    start_service roster "${roster_curve[@]}" $(db_env roster) PX_LISTEN="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
-    start_service activation "${activation_curve[@]}" PX_DB_URL="$url/activation" PX_LISTEN="$ACTIVATION_ENDPOINT" \
+    # shellcheck disable=SC2046
+    start_service activation "${activation_curve[@]}" $(db_env activation) \
+        PX_LISTEN="$ACTIVATION_ENDPOINT" \
         PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_CITIZEN_KEY_FILE="$VAR/citizen.key" \
         PX_PUB_ENDPOINT="$ACTIVATION_FEED"
     start_service gateway "${gateway_curve[@]}" PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
@@ -338,10 +342,8 @@ cmd_start() {
         echo "==> loading the demo data (deploy/load-demo.sh)"
         local act_ep="$ACTIVATION_ENDPOINT"
         service_pid activation >/dev/null || act_ep=""
-        local -a demo_curve=()
-        if [ "${PX_CURVE:-on}" != off ]; then
-            demo_curve=(PX_CURVE_KEYS_DIR="$KEYS_DIR" PX_CURVE_ALLOW="$ALLOW_FILE")
-        fi
+        local -a demo_curve # the loader is pxctl, with its key
+        mapfile -t demo_curve < <(curve_env pxctl)
         if ! env "${demo_curve[@]}" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
             PX_ACTIVATION_ENDPOINTS="$act_ep" deploy/load-demo.sh; then
             echo "error: deploy/load-demo.sh failed" >&2

@@ -14,6 +14,7 @@ PX_DEBIAN_PACKAGES=(
     clang-format
     libcurl4-openssl-dev
     chromium
+    systemd # systemd-analyze verify of deploy/systemd/ (tests/ops)
 )
 
 # Where the PostgreSQL 15 server binaries live on Debian.

@@ -108,6 +108,11 @@ typedef struct {
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
 void px_rpc_server_destroy(px_rpc_server_t **self_p);
+/* At the end of a process, once its servers and clients are destroyed: waits up to timeout_ms
+ * for what its ZeroMQ sockets still hold to be sent (the last replies of a graceful stop; a
+ * socket's linger only works while its context is terminated, and the process's context is
+ * otherwise never terminated), so that exiting does not drop them. */
+void px_rpc_shutdown(int timeout_ms);
 
 /* Serves service with the handlers given; methods without one answer UNIMPLEMENTED. `state`
  * is handed to handlers through px_rpc_ctx_state and must be safe to share between workers.
@@ -176,6 +181,9 @@ px_code_t px_rpc_fail(px_rpc_ctx_t *ctx, px_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Copies a status (code and message) into the call; returns its code. */
 px_code_t px_rpc_fail_status(px_rpc_ctx_t *ctx, const px_status_t *st);
+/* The status px_rpc_fail last set: for a handler that turns one part's refusal into part of
+ * an answer (a row error) instead of failing the call. */
+const px_status_t *px_rpc_ctx_status(const px_rpc_ctx_t *ctx);
 
 /* ---------------------------------------------------------------- client */
 

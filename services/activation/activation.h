@@ -121,6 +121,7 @@ px_code_t act_campaign_check(px_rpc_ctx_t *ctx, const char *field, const char *i
 typedef struct act_verifier_t act_verifier_t;
 typedef struct act_retention_t act_retention_t;
 typedef struct act_pub_t act_pub_t;
+typedef struct act_replica_t act_replica_t;
 
 /* Shared by all workers: the secret and the config are read-only after start; the unit cache
  * locks itself. */
@@ -133,6 +134,7 @@ typedef struct {
     act_verifier_t *verifier;
     act_retention_t *retention; /* retention.c */
     act_pub_t *pub;             /* NULL when pub-endpoint is empty or could not be bound */
+    act_replica_t *replica;     /* replica.c; NULL without read-db-url */
     /* CURVE for the feed and the verifier's roster client (NULL: plaintext); the RPC server
      * has the runtime's own, read from the same options. SIGHUP re-reads both lists. */
     px_curve_t *curve;
@@ -143,6 +145,8 @@ typedef struct {
     px_metrics_series_t *m_events_duplicate;
     px_metrics_series_t *m_events_refused;
     px_metrics_series_t *m_feed_dropped; /* copied from act_pub_dropped when collected */
+    px_metrics_series_t *m_replica_usable, *m_replica_lag; /* copied from act_replica_* */
+    px_metrics_series_t *m_reads_replica, *m_reads_primary;
 } act_t;
 
 /* Method tables, one per file. */
@@ -214,6 +218,23 @@ void act_pub_post(act_pub_t *self, const act_change_t *changes, size_t n, int64_
 void act_pub_lost(act_pub_t *self, size_t n);
 /* Changes dropped so far (queue full, figures not read, send failed). */
 long long act_pub_dropped(act_pub_t *self);
+
+/* The read replica (replica.c): count and progress reads go to a streaming replica at url
+ * while it is reachable and at most max_lag_ms behind primary_url, as a prober thread checks
+ * every probe_ms; to the primary otherwise. NULL when it could not start (st says why). */
+act_replica_t *act_replica_start(const char *url, const char *primary_url, int max_lag_ms,
+                                 int probe_ms, px_log_t *log, px_status_t *st);
+void act_replica_stop(act_replica_t **self_p);
+/* Whether reads go to the replica now (false for NULL). */
+bool act_replica_usable(act_replica_t *self);
+/* How far behind it was at the last probe, in ms; -1 when unreachable (or self NULL). */
+int64_t act_replica_lag_ms(act_replica_t *self);
+/* Reads run on the replica and on the primary so far (0 for NULL). */
+void act_replica_reads(act_replica_t *self, long long *replica, long long *primary);
+/* px_db_execp for a count or progress read: on the replica when it is usable, else - or when
+ * it fails there - on the worker's primary connection. Never waits for a replica known down. */
+px_code_t act_read_execp(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
+                         const char *const *params, PGresult **res, px_status_t *st);
 
 /* ---------------------------------------------------------------- helpers */
 

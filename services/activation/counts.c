@@ -267,7 +267,7 @@ static px_code_t s_query_counts(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         code = px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
         goto done;
     }
-    if (px_db_execp(px_rpc_ctx_db(ctx), &s_counts, 17, p, &res, &st) != PX_OK) {
+    if (act_read_execp(ctx, &s_counts, 17, p, &res, &st) != PX_OK) {
         code = act_db_fail(ctx, &st);
         goto done;
     }
@@ -408,7 +408,7 @@ static px_code_t s_top_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *req
                         *req->to_day ? req->to_day : NULL,
                         rk,
                         lim};
-    if (px_db_execp(px_rpc_ctx_db(ctx), &s_top, 6, p, &res, &st) != PX_OK) {
+    if (act_read_execp(ctx, &s_top, 6, p, &res, &st) != PX_OK) {
         code = act_db_fail(ctx, &st);
         goto done;
     }

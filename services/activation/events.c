@@ -583,6 +583,7 @@ static void s_check_duty(s_batch_t *b)
     Phuxanh__Roster__V1__CheckDutyRequest req = PHUXANH__ROSTER__V1__CHECK_DUTY_REQUEST__INIT;
     req.queries = qp;
     req.n_queries = q;
+    req.verdict_only = true; /* the assignment itself is never read here */
     px_rpc_call_opts_t o = {
         .parent = b->ctx,
         .deadline_us = act_roster_deadline(b->ctx),

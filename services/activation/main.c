@@ -40,6 +40,12 @@ static const px_config_option_t s_options[] = {
      "how often the PUB socket sends a heartbeat (FeedHeartbeat, topic hb): 100 to 60000"},
     {"pub-queue-max", "PX_PUB_QUEUE_MAX", S_STR(ACT_PUB_QUEUE_DEFAULT),
      "count changes waiting to be published, 4 to 262144; past it they are dropped"},
+    {"read-db-url", "PX_READ_DB_URL", NULL,
+     "PostgreSQL URL of a streaming replica for count and progress reads; unset: the primary"},
+    {"read-max-lag-ms", "PX_READ_MAX_LAG_MS", "5000",
+     "a replica further behind than this (0 to 3600000) is skipped for the primary"},
+    {"read-probe-ms", "PX_READ_PROBE_MS", "1000",
+     "how often the replica's reachability and lag are checked (100 to 60000)"},
     {"person-readers", "PX_PERSON_READERS", "gateway,pxctl",
      "callers (comma-separated) allowed one person's records: GetCitizenStatus, ForgetCitizen, "
      "the follow-up lists, ListStalled; and to say whom they act for (x-on-behalf-of)"},
@@ -90,6 +96,25 @@ static px_code_t s_secret_load(const px_config_t *cfg, unsigned char *secret, px
                          "citizen-key / PX_CITIZEN_KEY): refusing to start without it");
 }
 
+/* The read replica, when read-db-url is set: its prober starts now, so the first reads after
+ * start already know whether it is usable (until its first probe they go to the primary). */
+static px_code_t s_replica_start(act_t *self, const px_config_t *cfg, px_log_t *log,
+                                 px_status_t *st)
+{
+    const char *url = px_config_get(cfg, "read-db-url");
+    int64_t lag = 0, probe = 0;
+    if (px_config_int(cfg, "read-max-lag-ms", 0, 3600000, &lag, st) != PX_OK ||
+        px_config_int(cfg, "read-probe-ms", 100, 60000, &probe, st) != PX_OK) {
+        return st->code;
+    }
+    if (!url || !*url) {
+        return PX_OK;
+    }
+    self->replica =
+        act_replica_start(url, px_config_get(cfg, "db-url"), (int)lag, (int)probe, log, st);
+    return self->replica ? PX_OK : st->code;
+}
+
 static void s_state_destroy(void **state_p)
 {
     act_t *self = *state_p;
@@ -97,6 +122,7 @@ static void s_state_destroy(void **state_p)
         act_verifier_stop(&self->verifier);
         act_retention_stop(&self->retention);
         act_pub_stop(&self->pub);
+        act_replica_stop(&self->replica);
         px_curve_destroy(&self->curve); /* after the feed and the verifier that used it */
         act_units_destroy(&self->units);
         act_campaigns_destroy(&self->campaigns);
@@ -172,6 +198,9 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
                         PX_LOG_FIELDS(PX_LS("error", pst.message)));
         }
     }
+    if (s_replica_start(self, cfg, log, st) != PX_OK) {
+        goto fail;
+    }
     return self;
 fail:
     s_state_destroy(&state);
@@ -215,6 +244,12 @@ static void s_collect(void *data, px_metrics_t *metrics)
     (void)metrics;
     act_t *self = data;
     px_metrics_set(self->m_feed_dropped, (double)act_pub_dropped(self->pub));
+    long long on_replica = 0, on_primary = 0;
+    act_replica_reads(self->replica, &on_replica, &on_primary);
+    px_metrics_set(self->m_reads_replica, (double)on_replica);
+    px_metrics_set(self->m_reads_primary, (double)on_primary);
+    px_metrics_set(self->m_replica_usable, act_replica_usable(self->replica) ? 1 : 0);
+    px_metrics_set(self->m_replica_lag, (double)act_replica_lag_ms(self->replica) / 1000.0);
 }
 
 static px_code_t s_metrics(void *state, px_metrics_t *metrics, px_status_t *st)
@@ -231,13 +266,32 @@ static px_code_t s_metrics(void *state, px_metrics_t *metrics, px_status_t *st)
                            "Count changes not published on the live feed (CountsChanged): a "
                            "full queue or a slow subscriber.",
                            NULL);
-    if (!events || !dropped || px_metrics_on_collect(metrics, s_collect, self) != 0) {
+    static const char *const target[] = {"target", NULL};
+    px_metrics_family_t *reads = px_metrics_counter(
+        metrics, "px_activation_count_reads_total",
+        "Count and progress reads by where they ran: replica (read-db-url) or primary (no "
+        "replica configured, or it was down or lagging).",
+        target);
+    px_metrics_family_t *usable =
+        px_metrics_gauge(metrics, "px_activation_read_replica_usable",
+                         "1 when count and progress reads go to the read replica, else 0.", NULL);
+    px_metrics_family_t *lag = px_metrics_gauge(
+        metrics, "px_activation_read_replica_lag_seconds",
+        "How far the read replica was behind the primary at the last probe; -0.001 when it "
+        "could not be reached or none is configured.",
+        NULL);
+    if (!events || !dropped || !reads || !usable || !lag ||
+        px_metrics_on_collect(metrics, s_collect, self) != 0) {
         return px_status_set(st, PX_INTERNAL, "metrics: cannot declare the service's families");
     }
     self->m_events_recorded = px_metrics_series(events, (const char *const[]){"recorded"});
     self->m_events_duplicate = px_metrics_series(events, (const char *const[]){"duplicate"});
     self->m_events_refused = px_metrics_series(events, (const char *const[]){"refused"});
     self->m_feed_dropped = px_metrics_series(dropped, NULL);
+    self->m_reads_replica = px_metrics_series(reads, (const char *const[]){"replica"});
+    self->m_reads_primary = px_metrics_series(reads, (const char *const[]){"primary"});
+    self->m_replica_usable = px_metrics_series(usable, NULL);
+    self->m_replica_lag = px_metrics_series(lag, NULL);
     return PX_OK;
 }
 

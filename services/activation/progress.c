@@ -381,7 +381,6 @@ static px_code_t s_get_progress(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         (const Phuxanh__Activation__V1__GetProgressRequest *)request;
     Phuxanh__Activation__V1__GetProgressResponse *resp =
         (Phuxanh__Activation__V1__GetProgressResponse *)reply;
-    px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     px_code_t code = PX_OK;
     PGresult *sub = NULL, *tot = NULL;
@@ -390,8 +389,8 @@ static px_code_t s_get_progress(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         return code;
     }
     const char *p[2] = {req->campaign_id, req->unit_code};
-    if (px_db_execp(db, &s_subtree, 2, p, &sub, &st) != PX_OK ||
-        px_db_execp(db, &s_totals, 2, p, &tot, &st) != PX_OK) {
+    if (act_read_execp(ctx, &s_subtree, 2, p, &sub, &st) != PX_OK ||
+        act_read_execp(ctx, &s_totals, 2, p, &tot, &st) != PX_OK) {
         code = act_db_fail(ctx, &st);
         goto done;
     }

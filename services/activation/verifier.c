@@ -89,6 +89,7 @@ static int s_verify_page(act_verifier_t *self, long long *last)
     Phuxanh__Roster__V1__CheckDutyRequest req = PHUXANH__ROSTER__V1__CHECK_DUTY_REQUEST__INIT;
     req.queries = qp;
     req.n_queries = (size_t)n;
+    req.verdict_only = true; /* the assignment itself is never read here */
     px_rpc_call_opts_t o = {.timeout_ms = S_CALL_TIMEOUT_MS, .idempotent = true};
     if (px_rpc_client_call(self->roster, "/phuxanh.roster.v1.RosterService/CheckDuty", &req.base,
                            &phuxanh__roster__v1__check_duty_response__descriptor, &reply, &o,

@@ -824,9 +824,17 @@ px_code_t px_db_migrate(px_db_t *self, const char *lock_name, const px_migration
     snprintf(key, sizeof key, "%" PRId64, s_lock_key(lock_name));
     const char *lock_params[] = {key};
     code = px_db_exec(self, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, NULL, st);
+    /* Made only when missing: a role without CREATE (a service's runtime role, see
+     * deploy/postgres/) may start on a database that is already up to date. */
+    PGresult *exists = NULL;
     if (code == PX_OK) {
+        code = px_db_exec(self, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
+                          &exists, st);
+    }
+    if (code == PX_OK && strcmp(PQgetvalue(exists, 0, 0), "t") != 0) {
         code = px_db_exec(self, S_MIGRATIONS_TABLE, 0, NULL, NULL, st);
     }
+    PQclear(exists);
     if (code == PX_OK) {
         code = px_db_exec(self, "SELECT version FROM schema_migrations", 0, NULL, &applied, st);
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "rpc_internal.h"
 
@@ -31,6 +32,37 @@ void *px__zmq_ctx(void)
 {
     pthread_once(&s_ctx_once, s_ctx_init);
     return s_ctx;
+}
+
+static void *s_term_main(void *ctx)
+{
+    zmq_ctx_term(ctx); /* returns once every socket is closed and its linger has passed */
+    return NULL;
+}
+
+void px_rpc_shutdown(int timeout_ms)
+{
+    pthread_once(&s_ctx_once, s_ctx_init);
+    if (!s_ctx) {
+        return;
+    }
+    /* On a thread of its own, so that a socket some thread still holds open costs at most
+     * timeout_ms, not a hang at exit. */
+    pthread_t t;
+    if (pthread_create(&t, NULL, s_term_main, s_ctx) != 0) {
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+        pthread_detach(t);
+    }
 }
 
 unsigned long px__unique_id(void)

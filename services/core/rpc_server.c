@@ -1346,3 +1346,8 @@ px_code_t px_rpc_fail_status(px_rpc_ctx_t *ctx, const px_status_t *st)
     ctx->status = *st;
     return st->code;
 }
+
+const px_status_t *px_rpc_ctx_status(const px_rpc_ctx_t *ctx)
+{
+    return &ctx->status;
+}

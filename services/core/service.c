@@ -13,6 +13,7 @@
 
 #include "phuxanh/clock.h"
 #include "phuxanh/logstream.h"
+#include "phuxanh/notify.h"
 #include "phuxanh/service.h"
 
 #define MAX_OPTIONS 64
@@ -20,6 +21,8 @@
 static const px_config_option_t s_common[] = {
     {"listen", "PX_LISTEN", NULL, "ZeroMQ endpoint to bind (tcp://host:port)"},
     {"db-url", "PX_DB_URL", NULL, "PostgreSQL URL of this service's own database"},
+    {"db-migrate-url", "PX_DB_MIGRATE_URL", NULL,
+     "PostgreSQL URL the migrations run as (the database's owner); unset: db-url"},
     {"db-wait-s", "PX_DB_WAIT_S", "60", "how long start-up waits for the database"},
     {"workers", "PX_WORKERS", "0", "worker threads, each with a database connection (0: cores)"},
     {"max-message", "PX_MAX_MESSAGE", "4194304", "largest request or reply in bytes"},
@@ -63,6 +66,39 @@ static px_config_option_t *s_options(const px_service_def_t *def, char **owned, 
     return opts;
 }
 
+/* Tells the service manager (sd_notify) a state change; a manager that cannot be told is
+ * logged and otherwise ignored: the service serves either way. */
+static void s_notify(px_log_t *log, const char *state)
+{
+    px_status_t st;
+    if (px_notify(state, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_WARN, "SVC-NOTIFY", "the service manager could not be told",
+                    PX_LOG_FIELDS(PX_LS("state", state), PX_LS("error", st.message)));
+    }
+}
+
+/* Applies the service's migrations as the role of migrate_url when one is given (the owner of
+ * the database: tables and their grants are made by it, see deploy/postgres/), else as the
+ * role of db-url. The connection is closed afterwards, so nothing serves as the owner. */
+static px_code_t s_migrate(const px_service_def_t *def, const char *migrate_url,
+                           int64_t deadline_us, px_log_t *log, px_status_t *st)
+{
+    const char *url = migrate_url;
+    if (!url || !*url) {
+        return PX_OK; /* migrated on the serving connection, below */
+    }
+    px_db_t *db = px_db_new(url, log);
+    if (!db) {
+        return px_status_set(st, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    px_code_t code = px_db_connect(db, deadline_us, st);
+    if (code == PX_OK) {
+        code = px_db_migrate(db, def->name, def->migrations, def->nmigrations, st);
+    }
+    px_db_destroy(&db);
+    return code;
+}
+
 static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
 {
     if (log) {
@@ -74,10 +110,10 @@ static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
     return 1;
 }
 
-/* Serves until SIGINT or SIGTERM; SIGHUP re-reads the CURVE allow-list (a bad file keeps
- * the old one) and whatever the service reloads. */
-static void s_run(const px_service_def_t *def, px_rpc_server_t *server, px_curve_t *curve,
-                  void *state, px_log_t *log)
+/* Blocks until SIGINT or SIGTERM (blocked in every thread by px_rpc_block_signals, with
+ * SIGHUP). */
+static void s_wait_for_stop(const px_service_def_t *def, px_curve_t *curve, void *state,
+                            px_log_t *log)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -92,9 +128,10 @@ static void s_run(const px_service_def_t *def, px_rpc_server_t *server, px_curve
         if (sig != SIGHUP) {
             px_log_emit(log, PX_LOG_INFO, "RPC-SIGNAL", "stop requested",
                         PX_LOG_FIELDS(PX_LI("signal", sig)));
-            px_rpc_server_stop(server);
             return;
         }
+        /* SIGHUP: the CURVE allow-list again (a bad file keeps the old one), and whatever the
+         * service reloads. */
         px_status_t st;
         if (curve) {
             px_curve_reload(curve, &st); /* logs its outcome */
@@ -169,9 +206,16 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         goto done;
     }
     if (db_url && *db_url) {
+        int64_t deadline = px_clock_us() + wait_s * 1000000;
+        if (s_migrate(def, px_config_get(cfg, "db-migrate-url"), deadline, log, &st) != PX_OK) {
+            s_fail(log, "SVC-DB-START", &st);
+            goto done;
+        }
+        const char *mig = px_config_get(cfg, "db-migrate-url");
         db = px_db_new(db_url, log);
-        if (!db || px_db_connect(db, px_clock_us() + wait_s * 1000000, &st) != PX_OK ||
-            px_db_migrate(db, def->name, def->migrations, def->nmigrations, &st) != PX_OK) {
+        if (!db || px_db_connect(db, deadline, &st) != PX_OK ||
+            ((!mig || !*mig) &&
+             px_db_migrate(db, def->name, def->migrations, def->nmigrations, &st) != PX_OK)) {
             s_fail(log, "SVC-DB-START", &st);
             goto done;
         }
@@ -228,13 +272,19 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     /* Scripts wait for this line on stdout to know the service is reachable. */
     printf("READY %s\n", px_rpc_server_endpoint(server));
     fflush(stdout);
-    s_run(def, server, curve, state, log);
+    s_notify(log, "READY=1");
+    s_wait_for_stop(def, curve, state, log);
+    /* Said before the drain, so the manager knows the wait that follows is a stop. */
+    s_notify(log, "STOPPING=1");
+    px_rpc_server_stop(server);
     rc = 0;
 done:
     px_rpc_server_destroy(&server);
     if (def->state_destroy) {
         def->state_destroy(&state);
     }
+    /* The last replies of the drain may still be in the sockets' queues: sent before exit. */
+    px_rpc_shutdown(2000);
     px_db_destroy(&db);
     px_logstream_destroy(&logstream); /* last, so that the lines of the stop are published */
     px_curve_destroy(&curve);         /* after every socket that used its ZAP handlers */

@@ -23,6 +23,7 @@
 #include "phuxanh/config.h"
 #include "phuxanh/json.h"
 #include "phuxanh/logstream.h"
+#include "phuxanh/notify.h"
 #include "webhooks.h"
 
 #ifndef PX_VERSION
@@ -167,6 +168,17 @@ static void s_raise_nofile(px_log_t *log, int64_t want)
             px_log_emit(log, PX_LOG_WARN, "GW-NOFILE", "cannot raise the open file limit",
                         PX_LOG_FIELDS(PX_LS("error", strerror(errno))));
         }
+    }
+}
+
+/* Tells the service manager (sd_notify) a state change; one that cannot be told is logged and
+ * otherwise ignored: the gateway serves either way. */
+static void s_notify(px_log_t *log, const char *state)
+{
+    px_status_t st;
+    if (px_notify(state, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_WARN, "GW-NOTIFY", "the service manager could not be told",
+                    PX_LOG_FIELDS(PX_LS("state", state), PX_LS("error", st.message)));
     }
 }
 
@@ -362,6 +374,7 @@ int main(int argc, char **argv)
     /* Scripts wait for this line on stdout to know the gateway is reachable. */
     printf("READY http://127.0.0.1:%u\n", (unsigned)gw_http_port(http));
     fflush(stdout);
+    s_notify(log, "READY=1");
 
     for (;;) {
         int sig = 0;
@@ -392,6 +405,7 @@ int main(int argc, char **argv)
         }
     }
     px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopping", NULL);
+    s_notify(log, "STOPPING=1");
     rc = 0;
 done:
     /* Order matters: no new connections; streams ended; calls answered; then the server,

@@ -3,7 +3,7 @@
  *
  * Each process with a log stream (docs/LOGS.md) publishes its lines on a PUB
  * endpoint and keeps its recent ones behind a history endpoint. pxctl asks the
- * histories first (all at once, each bounded by --timeout-ms, so one dead process
+ * histories first (all at once, each bounded by --history-timeout-ms, so one dead process
  * costs one timeout, not one per process), prints them sorted by time, then with
  * -f follows the live streams: one SUB per process, because sequences count per
  * process and a gap in them is how a reader learns it lost lines. Live lines are
@@ -86,7 +86,8 @@ static const pxctl_option_t s_options[] = {
       "with -f: lines held per process while this reader is busy; past them it loses lines"},
      0,
      0},
-    {{"timeout-ms", "PX_TIMEOUT_MS", "3000", "how long a process may take to send its history"},
+    {{"history-timeout-ms", "PX_LOG_HISTORY_TIMEOUT_MS", "3000",
+      "how long a process may take to send its history"},
      0,
      0},
     {{NULL, NULL, NULL, NULL}, 0, 0},
@@ -621,7 +622,7 @@ typedef struct {
     bool failed;
     uint64_t after;
     int rounds;
-    int64_t deadline_us; /* of the answer awaited: each answer has --timeout-ms */
+    int64_t deadline_us; /* of the answer awaited: each answer has --history-timeout-ms */
 } s_hist_t;
 
 static bool s_hist_ask(s_ctx_t *c, s_hist_t *h, int src, uint64_t after)
@@ -742,8 +743,10 @@ static int s_history(s_ctx_t *c, int which, uint64_t after, uint64_t before, s_l
         int64_t now = px_clock_us(), next = INT64_MAX;
         for (int i = 0; i < c->nsrc; i++) {
             if (h[i].waiting && (now >= h[i].deadline_us || s_stop)) {
-                pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
-                          c->src[i].name, c->src[i].hist, (long long)c->timeout_ms);
+                if (!s_stop) { /* interrupted: the operator knows why */
+                    pxctl_err(s_cmd.name, "%s (%s) did not send its history within %lld ms",
+                              c->src[i].name, c->src[i].hist, (long long)c->timeout_ms);
+                }
                 h[i].waiting = false;
                 failed++;
             } else if (h[i].waiting) {
@@ -1007,7 +1010,7 @@ int pxctl_logs_main(int argc, char **argv)
     }
     c->color = c->format == S_TEXT && pxctl_color(STDOUT_FILENO);
     if (!pxctl_int(&s_cmd, args.cfg, "reorder-ms", 0, 60000, &c->reorder_ms) ||
-        !pxctl_int(&s_cmd, args.cfg, "timeout-ms", 1, 3600000, &c->timeout_ms) ||
+        !pxctl_int(&s_cmd, args.cfg, "history-timeout-ms", 1, 3600000, &c->timeout_ms) ||
         !pxctl_int(&s_cmd, args.cfg, "hwm", 1, 1000000, &c->hwm)) {
         goto done;
     }

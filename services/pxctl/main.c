@@ -20,7 +20,9 @@
 
 #include "call.h"
 #include "completion.h"
+#include "demo.h"
 #include "health.h"
+#include "import.h"
 #include "keys.h"
 #include "logs.h"
 #include "progress.h"
@@ -41,9 +43,12 @@ const pxctl_entry_t pxctl_commands[] = {
      "a campaign's progress by unit: target, collected, approved, activated", NULL},
     {"tokens", pxctl_tokens_main, "the gateway's API tokens: add, list, revoke", "add list revoke"},
     {"keys", pxctl_keys_main, "CURVE key pairs for the services' links", "gen"},
-    /* {"import", pxctl_import_main, "...", "units volunteers waves targets"},   (import) */
+    {"import", pxctl_import_main,
+     "CSV files into the roster and the activation service, all or nothing",
+     "units volunteers campaigns waves targets"},
     {"logs", pxctl_logs_main, "the services' log lines, merged in time order; -f follows them live",
      NULL},
+    {"demo", pxctl_demo_main, "the Thuận An demo: a generated first weekend of events", "events"},
     {"completion", pxctl_completion_main, "the bash completion script", "bash"},
     {"help", s_help_main, "help on a command", NULL},
 };

@@ -169,17 +169,10 @@ static Phuxanh__Roster__V1__Campaign *s_campaign_from_row(px_rpc_ctx_t *ctx, con
 
 /* ------------------------------------------------------------------- UpsertCampaign */
 
-static px_code_t s_upsert_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                                   ProtobufCMessage *reply)
+px_code_t roster_campaign_apply(px_rpc_ctx_t *ctx, const Phuxanh__Roster__V1__Campaign *c,
+                                Phuxanh__Roster__V1__UpsertCampaignResponse *rep, bool *changed_p)
 {
-    const Phuxanh__Roster__V1__UpsertCampaignRequest *req =
-        (const Phuxanh__Roster__V1__UpsertCampaignRequest *)request;
-    Phuxanh__Roster__V1__UpsertCampaignResponse *rep =
-        (Phuxanh__Roster__V1__UpsertCampaignResponse *)reply;
-    const Phuxanh__Roster__V1__Campaign *c = req->campaign;
-    if (!c) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "campaign: must be set");
-    }
+    *changed_p = false;
     char from[11], to[11];
     px_status_t st;
     px_code_t code;
@@ -205,8 +198,7 @@ static px_code_t s_upsert_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *re
     px_db_t *db = px_rpc_ctx_db(ctx);
     PGresult *res = NULL;
     const char *id_param[1] = {c->id};
-    if (px_db_begin(db, &st) != PX_OK ||
-        px_db_execp(db, &s_camp_lock, 1, id_param, NULL, &st) != PX_OK) {
+    if (px_db_execp(db, &s_camp_lock, 1, id_param, NULL, &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }
     if (*unit) {
@@ -241,6 +233,7 @@ static px_code_t s_upsert_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *re
         return roster_db_fail(ctx, &st);
     }
     bool changed = PQntuples(res) > 0; /* identical to what is stored: no row, no audit */
+    *changed_p = changed;
     rep->created = changed && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     char id_json[CAMP_AUDIT_MAX / 2], detail[CAMP_AUDIT_MAX];
@@ -255,8 +248,28 @@ static px_code_t s_upsert_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *re
     }
     rep->campaign = PQntuples(res) == 1 ? s_campaign_from_row(ctx, res, 0) : NULL;
     PQclear(res);
-    if (!rep->campaign) {
-        return s_oom(ctx);
+    return rep->campaign ? PX_OK : s_oom(ctx);
+}
+
+static px_code_t s_upsert_campaign(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                   ProtobufCMessage *reply)
+{
+    const Phuxanh__Roster__V1__UpsertCampaignRequest *req =
+        (const Phuxanh__Roster__V1__UpsertCampaignRequest *)request;
+    Phuxanh__Roster__V1__UpsertCampaignResponse *rep =
+        (Phuxanh__Roster__V1__UpsertCampaignResponse *)reply;
+    if (!req->campaign) {
+        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "campaign: must be set");
+    }
+    px_db_t *db = px_rpc_ctx_db(ctx);
+    px_status_t st;
+    bool changed = false;
+    if (px_db_begin(db, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    px_code_t code = roster_campaign_apply(ctx, req->campaign, rep, &changed);
+    if (code != PX_OK) {
+        return code;
     }
     if (px_db_commit(db, &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
@@ -543,6 +556,49 @@ static px_code_t s_waves_check_existing(px_rpc_ctx_t *ctx, roster_errors_t *e,
     return PX_OK;
 }
 
+px_code_t roster_waves_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Wave **waves, size_t n,
+                             roster_errors_t *e, Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+{
+    s_wave_t *w = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *w);
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *keys);
+    if (!w || !keys) {
+        return s_oom(ctx);
+    }
+    px_code_t code = s_waves_check_rows(ctx, e, waves, n, w, keys);
+    if (code != PX_OK) {
+        return code;
+    }
+    if ((code = s_waves_check_campaigns(ctx, e, waves, n, w, keys)) != PX_OK ||
+        (code = s_waves_check_existing(ctx, e, waves, n, w, keys)) != PX_OK) {
+        return code;
+    }
+    if (e->oom) {
+        return s_oom(ctx);
+    }
+    if (e->count > 0 || n == 0) {
+        return PX_OK;
+    }
+
+    const char **col = px_rpc_ctx_alloc(ctx, 3 * n * sizeof *col);
+    if (!col) {
+        return s_oom(ctx);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const s_wave_t *x = &w[keys[i].row];
+        col[i] = waves[keys[i].row]->campaign_id;
+        col[n + i] = x->day;
+        if (!(col[2 * n + i] = px_rpc_ctx_printf(ctx, "%d", x->capacity))) {
+            return s_oom(ctx);
+        }
+    }
+    const char *params[3] = {roster_array(ctx, col, n), roster_array(ctx, col + n, n),
+                             roster_array(ctx, col + 2 * n, n)};
+    if (!params[0] || !params[1] || !params[2]) {
+        return s_oom(ctx);
+    }
+    return roster_upsert_write(ctx, &s_wave_upsert, 3, params, n, rep);
+}
+
 static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                 ProtobufCMessage *reply)
 {
@@ -557,50 +613,18 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         return start;
     }
     roster_errors_t e;
-    s_wave_t *w = px_rpc_ctx_alloc(ctx, n * sizeof *w);
-    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
-    if (!roster_errors_init(&e, ctx, n) || !w || !keys) {
+    px_status_t st;
+    if (!roster_errors_init(&e, ctx, n)) {
         return s_oom(ctx);
     }
-    px_code_t code = s_waves_check_rows(ctx, &e, req->waves, n, w, keys);
+    if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    px_code_t code = roster_waves_apply(ctx, req->waves, n, &e, rep);
     if (code != PX_OK) {
         return code;
     }
-    px_db_t *db = px_rpc_ctx_db(ctx);
-    px_status_t st;
-    if (px_db_begin(db, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    if ((code = s_waves_check_campaigns(ctx, &e, req->waves, n, w, keys)) != PX_OK ||
-        (code = s_waves_check_existing(ctx, &e, req->waves, n, w, keys)) != PX_OK) {
-        return code;
-    }
-    if (e.oom) {
-        return s_oom(ctx);
-    }
-    if (e.count > 0) {
-        px_db_rollback(db);
-        return roster_errors_reply(&e, rep);
-    }
-
-    const char **col = px_rpc_ctx_alloc(ctx, 3 * n * sizeof *col);
-    if (!col) {
-        return s_oom(ctx);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const s_wave_t *x = &w[keys[i].row];
-        col[i] = req->waves[keys[i].row]->campaign_id;
-        col[n + i] = x->day;
-        if (!(col[2 * n + i] = px_rpc_ctx_printf(ctx, "%d", x->capacity))) {
-            return s_oom(ctx);
-        }
-    }
-    const char *params[3] = {roster_array(ctx, col, n), roster_array(ctx, col + n, n),
-                             roster_array(ctx, col + 2 * n, n)};
-    if (!params[0] || !params[1] || !params[2]) {
-        return s_oom(ctx);
-    }
-    return roster_upsert_finish(ctx, &s_wave_upsert, 3, params, n, req->validate_only, rep);
+    return roster_upsert_end(ctx, &e, req->validate_only, rep);
 }
 
 /* ------------------------------------------------------------------- ListWaves */

@@ -49,9 +49,9 @@ px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bo
     return PX_OK;
 }
 
-px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
-                               const char *const *params, size_t n, bool validate_only,
-                               Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+px_code_t roster_upsert_write(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
+                              const char *const *params, size_t n,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep)
 {
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
@@ -63,22 +63,36 @@ px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int 
     rep->updated = atoi(PQgetvalue(res, 0, 1));
     rep->unchanged = (int32_t)n - rep->inserted - rep->updated;
     PQclear(res);
-    if (validate_only) {
-        px_db_rollback(db);
-        return PX_OK;
-    }
-    /* Only a batch that changed something is a write worth an audit row. */
+    /* Only a batch that changed something is a write worth an audit row (rolled back with the
+     * rest when the transaction is). */
     if (rep->inserted + rep->updated > 0) {
         char detail[160];
         snprintf(detail, sizeof detail,
                  "{\"rows\":%zu,\"inserted\":%d,\"updated\":%d,\"unchanged\":%d}", n, rep->inserted,
                  rep->updated, rep->unchanged);
-        px_code_t code = roster_audit(ctx, detail);
-        if (code != PX_OK) {
-            return code;
-        }
+        return roster_audit(ctx, detail);
+    }
+    return PX_OK;
+}
+
+px_code_t roster_upsert_end(px_rpc_ctx_t *ctx, const roster_errors_t *e, bool validate_only,
+                            Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+{
+    px_db_t *db = px_rpc_ctx_db(ctx);
+    if (e->oom) {
+        return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (e->count > 0) {
+        px_db_rollback(db);
+        rep->inserted = rep->updated = rep->unchanged = 0;
+        return roster_errors_reply(e, rep);
+    }
+    if (validate_only) {
+        px_db_rollback(db);
+        return PX_OK;
     }
     /* Deferred constraints (the units' parent key) are checked here. */
+    px_status_t st;
     if (px_db_commit(db, &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }

@@ -128,7 +128,7 @@ static px_code_t s_query_check(px_rpc_ctx_t *ctx, size_t i, const Phuxanh__Roste
 
 /* The answer to one query from its row of s_check. */
 static px_code_t s_answer(px_rpc_ctx_t *ctx, const Phuxanh__Roster__V1__DutyQuery *q,
-                          const char *day, const PGresult *res, int r,
+                          const char *day, const PGresult *res, int r, bool verdict_only,
                           Phuxanh__Roster__V1__DutyAnswer *ans)
 {
     phuxanh__roster__v1__duty_answer__init(ans);
@@ -161,6 +161,9 @@ static px_code_t s_answer(px_rpc_ctx_t *ctx, const Phuxanh__Roster__V1__DutyQuer
     } else {
         ans->verdict = PHUXANH__ROSTER__V1__DUTY_VERDICT__DUTY_VERDICT_ON_DUTY;
         ans->on_duty = true;
+    }
+    if (verdict_only) {
+        return PX_OK;
     }
     Phuxanh__Roster__V1__Assignment *a = px_rpc_ctx_alloc(ctx, sizeof *a);
     if (!a) {
@@ -244,8 +247,8 @@ static px_code_t s_check_duty(px_rpc_ctx_t *ctx, const ProtobufCMessage *request
         return s_oom(ctx);
     }
     for (size_t i = 0; i < n; i++) {
-        if ((code = s_answer(ctx, req->queries[i], col[2 * n + i], res, (int)i, &answers[i])) !=
-            PX_OK) {
+        if ((code = s_answer(ctx, req->queries[i], col[2 * n + i], res, (int)i, req->verdict_only,
+                             &answers[i])) != PX_OK) {
             PQclear(res);
             return code;
         }

@@ -63,6 +63,7 @@ int main(int argc, char **argv)
         {roster_assignments_methods, roster_assignments_methods_count},
         {roster_duty_methods, roster_duty_methods_count},
         {roster_planner_methods, roster_planner_methods_count},
+        {roster_imports_methods, roster_imports_methods_count},
     };
     px_service_def_t def = {
         .name = "roster",

@@ -44,6 +44,8 @@ extern const px_rpc_method_t roster_duty_methods[];
 extern const size_t roster_duty_methods_count;
 extern const px_rpc_method_t roster_planner_methods[];
 extern const size_t roster_planner_methods_count;
+extern const px_rpc_method_t roster_imports_methods[];
+extern const size_t roster_imports_methods_count;
 
 /* Appends one row to the audit table (inside the caller's transaction): caller, whom it acts
  * for (x-on-behalf-of, "" when nobody), method and request id from ctx, detail a JSON object
@@ -58,13 +60,12 @@ px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
  * is committed unless validate_only), *done set. */
 px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
                               Phuxanh__Roster__V1__BatchUpsertResponse *rep, bool *done);
-/* The end every batch upsert shares, inside the caller's open transaction: runs stmt (one row:
- * inserted, updated) for n rows and fills rep's counts; then rolls back when validate_only, or
- * audits (only a batch that changed something) and commits, setting rep->committed. */
-px_code_t roster_upsert_finish(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
-                               const char *const *params, size_t n, bool validate_only,
-                               Phuxanh__Roster__V1__BatchUpsertResponse *rep);
-
+/* The write every batch upsert shares, inside the caller's open transaction: runs stmt (one
+ * row: inserted, updated) for n rows, fills rep's counts and audits a batch that changed
+ * something. Commits nothing: an import applies several kinds in one transaction. */
+px_code_t roster_upsert_write(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, int nparams,
+                              const char *const *params, size_t n,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep);
 /* page_size: 0 -> def, above max -> max, negative -> INVALID_ARGUMENT. */
 px_code_t roster_page_size(px_rpc_ctx_t *ctx, int32_t asked, int32_t def, int32_t max, int *out);
 /* Keyset paging: a token carries the last key of the previous page (several parts joined
@@ -128,5 +129,28 @@ const roster_key_t *roster_key_find(const roster_key_t *keys, size_t n, const ch
 /* Sorts keys and refuses each later row that repeats a code ("" keys, from rows whose code was
  * refused, are left alone); the repeats then point at the first row, the one whose values count. */
 void roster_keys_unique(roster_errors_t *e, roster_key_t *keys, size_t n);
+
+/* Ends a batch upsert's transaction: with row errors in e, rolls back and answers them (counts
+ * zero); rolls back for validate_only; else commits and sets rep->committed. */
+px_code_t roster_upsert_end(px_rpc_ctx_t *ctx, const roster_errors_t *e, bool validate_only,
+                            Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+
+/* The checks and writes of the batch upserts, inside the caller's open transaction, for any
+ * number of rows (the callers bound it): UpsertUnits and the others are these between a begin
+ * and roster_upsert_end, and CommitImport runs them all in one transaction. Rows refused land
+ * in e (made for n rows) and then nothing of this kind is written; rep gets the counts of a
+ * write. A failure that is not a row's (the database, memory) is the returned code. */
+px_code_t roster_units_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Unit **units, size_t n,
+                             roster_errors_t *e, Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+px_code_t roster_volunteers_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Volunteer **vols,
+                                  size_t n, roster_errors_t *e,
+                                  Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+px_code_t roster_waves_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Wave **waves, size_t n,
+                             roster_errors_t *e, Phuxanh__Roster__V1__BatchUpsertResponse *rep);
+/* UpsertCampaign's checks and write inside the caller's open transaction: a refusal is the
+ * returned code with the call's status set (px_rpc_ctx_status), as the handler answers it;
+ * *changed tells whether a row was written. */
+px_code_t roster_campaign_apply(px_rpc_ctx_t *ctx, const Phuxanh__Roster__V1__Campaign *c,
+                                Phuxanh__Roster__V1__UpsertCampaignResponse *rep, bool *changed);
 
 #endif

@@ -261,6 +261,52 @@ static px_code_t s_upsert_check_tree(px_rpc_ctx_t *ctx, roster_errors_t *e,
     return PX_OK;
 }
 
+px_code_t roster_units_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Unit **units, size_t n,
+                             roster_errors_t *e, Phuxanh__Roster__V1__BatchUpsertResponse *rep)
+{
+    px_db_t *db = px_rpc_ctx_db(ctx);
+    px_status_t st;
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *keys);
+    if (!keys) {
+        return s_oom(ctx);
+    }
+    s_upsert_check_rows(e, units, n, keys);
+
+    /* The tree is read under the writers' lock, so it cannot change before the write. */
+    if (px_db_execp(db, &s_lock, 0, NULL, NULL, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    px_code_t code = s_upsert_check_tree(ctx, e, units, n, keys);
+    if (code != PX_OK) {
+        return code;
+    }
+    if (e->oom) {
+        return s_oom(ctx);
+    }
+    if (e->count > 0 || n == 0) {
+        return PX_OK;
+    }
+
+    const char **codes = px_rpc_ctx_alloc(ctx, 4 * n * sizeof *codes);
+    if (!codes) {
+        return s_oom(ctx);
+    }
+    const char **names = codes + n, **levels = codes + 2 * n, **parents = codes + 3 * n;
+    static const char *const level_digits[] = {"0", "1", "2", "3", "4"};
+    for (size_t i = 0; i < n; i++) {
+        codes[i] = units[i]->code;
+        names[i] = units[i]->name;
+        levels[i] = level_digits[units[i]->level];
+        parents[i] = units[i]->parent_code ? units[i]->parent_code : "";
+    }
+    const char *params[4] = {roster_array(ctx, codes, n), roster_array(ctx, names, n),
+                             roster_array(ctx, levels, n), roster_array(ctx, parents, n)};
+    if (!params[0] || !params[1] || !params[2] || !params[3]) {
+        return s_oom(ctx);
+    }
+    return roster_upsert_write(ctx, &s_upsert, 4, params, n, rep);
+}
+
 static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
                                 ProtobufCMessage *reply)
 {
@@ -274,49 +320,19 @@ static px_code_t s_upsert_units(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     if (start != PX_OK || done) {
         return start;
     }
-    px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     roster_errors_t e;
-    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
-    if (!roster_errors_init(&e, ctx, n) || !keys) {
+    if (!roster_errors_init(&e, ctx, n)) {
         return s_oom(ctx);
     }
-    s_upsert_check_rows(&e, req->units, n, keys);
-
-    /* The tree is read under the writers' lock, so it cannot change before the write. */
-    if (px_db_begin(db, &st) != PX_OK || px_db_execp(db, &s_lock, 0, NULL, NULL, &st) != PX_OK) {
+    if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }
-    px_code_t code = s_upsert_check_tree(ctx, &e, req->units, n, keys);
+    px_code_t code = roster_units_apply(ctx, req->units, n, &e, rep);
     if (code != PX_OK) {
         return code;
     }
-    if (e.oom) {
-        return s_oom(ctx);
-    }
-    if (e.count > 0) {
-        px_db_rollback(db);
-        return roster_errors_reply(&e, rep);
-    }
-
-    const char **codes = px_rpc_ctx_alloc(ctx, 4 * n * sizeof *codes);
-    if (!codes) {
-        return s_oom(ctx);
-    }
-    const char **names = codes + n, **levels = codes + 2 * n, **parents = codes + 3 * n;
-    static const char *const level_digits[] = {"0", "1", "2", "3", "4"};
-    for (size_t i = 0; i < n; i++) {
-        codes[i] = req->units[i]->code;
-        names[i] = req->units[i]->name;
-        levels[i] = level_digits[req->units[i]->level];
-        parents[i] = req->units[i]->parent_code ? req->units[i]->parent_code : "";
-    }
-    const char *params[4] = {roster_array(ctx, codes, n), roster_array(ctx, names, n),
-                             roster_array(ctx, levels, n), roster_array(ctx, parents, n)};
-    if (!params[0] || !params[1] || !params[2] || !params[3]) {
-        return s_oom(ctx);
-    }
-    return roster_upsert_finish(ctx, &s_upsert, 4, params, n, req->validate_only, rep);
+    return roster_upsert_end(ctx, &e, req->validate_only, rep);
 }
 
 /* ------------------------------------------------------------------- ListUnits */

@@ -151,31 +151,21 @@ static void s_upsert_check(roster_errors_t *e, Phuxanh__Roster__V1__Volunteer **
     roster_keys_unique(e, keys, n);
 }
 
-static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
-                                     ProtobufCMessage *reply)
+px_code_t roster_volunteers_apply(px_rpc_ctx_t *ctx, Phuxanh__Roster__V1__Volunteer **vols,
+                                  size_t n, roster_errors_t *e,
+                                  Phuxanh__Roster__V1__BatchUpsertResponse *rep)
 {
-    const Phuxanh__Roster__V1__UpsertVolunteersRequest *req =
-        (const Phuxanh__Roster__V1__UpsertVolunteersRequest *)request;
-    Phuxanh__Roster__V1__BatchUpsertResponse *rep =
-        (Phuxanh__Roster__V1__BatchUpsertResponse *)reply;
-    size_t n = req->n_volunteers;
-    bool done = false;
-    px_code_t start = roster_upsert_start(ctx, "volunteers", n, req->validate_only, rep, &done);
-    if (start != PX_OK || done) {
-        return start;
-    }
-    roster_errors_t e;
-    roster_key_t *keys = px_rpc_ctx_alloc(ctx, n * sizeof *keys);
-    char(*phones)[11] = px_rpc_ctx_alloc(ctx, n * sizeof *phones);
-    if (!roster_errors_init(&e, ctx, n) || !keys || !phones) {
+    roster_key_t *keys = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *keys);
+    char(*phones)[11] = px_rpc_ctx_alloc(ctx, (n + 1) * sizeof *phones);
+    if (!keys || !phones) {
         return s_oom(ctx);
     }
-    s_upsert_check(&e, req->volunteers, n, keys, phones);
-    if (e.oom) {
+    s_upsert_check(e, vols, n, keys, phones);
+    if (e->oom) {
         return s_oom(ctx);
     }
-    if (e.count > 0) {
-        return roster_errors_reply(&e, rep);
+    if (e->count > 0 || n == 0) {
+        return PX_OK;
     }
 
     enum { COLS = 7 };
@@ -186,7 +176,7 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
     /* Rows go in code order (keys is sorted), so two batches that overlap lock their rows in
      * the same order and cannot deadlock. */
     for (size_t i = 0; i < n; i++) {
-        const Phuxanh__Roster__V1__Volunteer *v = req->volunteers[keys[i].row];
+        const Phuxanh__Roster__V1__Volunteer *v = vols[keys[i].row];
         col[0 * n + i] = v->code;
         col[1 * n + i] = v->full_name;
         col[2 * n + i] = v->rank ? v->rank : "";
@@ -201,11 +191,35 @@ static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *
             return s_oom(ctx);
         }
     }
+    return roster_upsert_write(ctx, &s_upsert, COLS, params, n, rep);
+}
+
+static px_code_t s_upsert_volunteers(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
+                                     ProtobufCMessage *reply)
+{
+    const Phuxanh__Roster__V1__UpsertVolunteersRequest *req =
+        (const Phuxanh__Roster__V1__UpsertVolunteersRequest *)request;
+    Phuxanh__Roster__V1__BatchUpsertResponse *rep =
+        (Phuxanh__Roster__V1__BatchUpsertResponse *)reply;
+    size_t n = req->n_volunteers;
+    bool done = false;
+    px_code_t start = roster_upsert_start(ctx, "volunteers", n, req->validate_only, rep, &done);
+    if (start != PX_OK || done) {
+        return start;
+    }
+    roster_errors_t e;
     px_status_t st;
+    if (!roster_errors_init(&e, ctx, n)) {
+        return s_oom(ctx);
+    }
     if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }
-    return roster_upsert_finish(ctx, &s_upsert, COLS, params, n, req->validate_only, rep);
+    px_code_t code = roster_volunteers_apply(ctx, req->volunteers, n, &e, rep);
+    if (code != PX_OK) {
+        return code;
+    }
+    return roster_upsert_end(ctx, &e, req->validate_only, rep);
 }
 
 /* ------------------------------------------------------------------- GetVolunteer */

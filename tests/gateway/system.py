@@ -46,8 +46,7 @@ TOKENS = {
 }
 CAMPAIGN = "tn-cuoi-tuan-2023"
 # The names (and x-callers) of the processes that speak to the services: each has a key pair.
-CURVE_NAMES = ("roster", "activation", "gateway", "pxctl", "px-roster-import",
-               "px-activation-demo")
+CURVE_NAMES = ("roster", "activation", "gateway", "pxctl")
 
 
 def free_port():
@@ -117,8 +116,9 @@ class System:
         full = dict(os.environ)
         full.update(env)
         if self.log_streams:
-            eps = self.log_eps.setdefault(name, ("tcp://127.0.0.1:%d" % free_port(),
-                                                 "tcp://127.0.0.1:%d" % free_port()))
+            if name not in self.log_eps:
+                self.log_eps[name] = (self._log_ep(), self._log_ep())
+            eps = self.log_eps[name]
             full.update({"PX_LOG_ENDPOINT": eps[0], "PX_LOG_HISTORY_ENDPOINT": eps[1]})
             full.update(self.log_env)
         out = open(self.log(name), "ab")
@@ -153,6 +153,16 @@ class System:
         self.make_keys()
         return {"PX_CURVE_SECRET_KEY": os.path.join(self.keys_dir, name + "_secret"),
                 "PX_CURVE_ALLOW": self.allow_file}
+
+    def _log_ep(self):
+        """A free endpoint none of this system's (chosen, maybe not yet bound) ones has."""
+        taken = {self.roster_ep, self.activation_ep, self.feed_ep,
+                 "tcp://127.0.0.1:%d" % self.http_port}
+        taken.update(ep for pair in self.log_eps.values() for ep in pair)
+        while True:
+            ep = "tcp://127.0.0.1:%d" % free_port()
+            if ep not in taken:
+                return ep
 
     def start_roster(self):
         return self._spawn("roster", [self.bin("services/roster/px-roster")], {
@@ -276,13 +286,10 @@ class System:
         env.update({
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
-            "PX_IMPORT_BIN": self.bin("services/roster/px-roster-import"),
-            "PX_ACTIVATION_DEMO_BIN": self.bin("services/activation/px-activation-demo"),
+            "PX_PXCTL_BIN": self.bin("services/pxctl/pxctl"),
             "PX_DEMO_CITIZENS": os.environ.get("PX_DEMO_CITIZENS", "600"),
         })
-        if self.curve:
-            env.update(self.curve_env("pxctl"))  # the loaders take their own keys from the dir
-            env["PX_CURVE_KEYS_DIR"] = self.keys_dir
+        env.update(self.curve_env("pxctl"))  # the loader is pxctl
         with open(self.log("demo"), "ab") as out:
             subprocess.run([os.path.join(ROOT, "deploy/load-demo.sh")], env=env, check=True,
                            stdout=out, stderr=out)
@@ -402,11 +409,12 @@ def protos():
     return activation_pb2, roster_pb2
 
 
-def run_cases(cases, argv, demo=True, **system_args):
-    """Runs cases (functions taking the System) against one started system, or only the one
-    named in argv; prints ok/FAIL per case; returns the exit status."""
+def run_cases(cases, argv, demo=True, system_class=None, **system_args):
+    """Runs cases (functions taking the System) against one started system (of system_class,
+    a subclass of System, when given), or only the one named in argv; prints ok/FAIL per case;
+    returns the exit status."""
     only = argv[0] if argv else None
-    system = System(**system_args)
+    system = (system_class or System)(**system_args)
     failed = 0
     try:
         system.start(demo=demo)

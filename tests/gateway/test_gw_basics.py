@@ -49,14 +49,15 @@ def log_lines(s, name):
         return [json.loads(ln) for ln in f if ln.startswith("{")]
 
 
-def wait_lines(s, name, pred, timeout=5):
-    """The lines of name's log that pred takes, once there are any (or [] after timeout)."""
+def lines_with_id(s, name, rid, timeout=5):
+    """The lines of process `name` carrying request id `rid`, waiting for at least one: the
+    gateway logs a request once its answer is sent, so the line may follow the answer."""
     deadline = time.time() + timeout
     while True:
-        lines = [ln for ln in log_lines(s, name) if pred(ln)]
-        if lines or time.time() > deadline:
-            return lines
-        time.sleep(0.05)
+        got = [ln for ln in log_lines(s, name) if ln.get("request_id") == rid]
+        if got or time.time() > deadline:
+            return got
+        time.sleep(0.02)
 
 
 def case_request_id_travels(s):
@@ -68,14 +69,12 @@ def case_request_id_travels(s):
     assert status == 200 and h["X-Request-Id"] == rid, h
     # The gateway's line for the request, and the activation service's for its call (the
     # services log every call at debug level, which this system runs at).
-    # Each process logs a call just after answering it: on a busy machine its line may land a
-    # moment after the answer.
-    gw = wait_lines(s, "gateway", lambda ln: ln.get("request_id") == rid)
+    gw = lines_with_id(s, "gateway", rid)
     assert len(gw) == 1 and gw[0]["event"] == "GW-HTTP" and gw[0]["status"] == 200, gw
     assert gw[0]["method"] == P + "QueryCounts" and gw[0]["token"] == "viewer", gw
     for key in ("ts", "level", "service", "msg", "duration_us", "code"):
         assert key in gw[0], key
-    act = wait_lines(s, "activation", lambda ln: ln.get("request_id") == rid)
+    act = lines_with_id(s, "activation", rid)
     assert act and all(ln["caller"] == "gateway" for ln in act), act
     assert act[0]["on_behalf_of"] == "viewer", act[0]
     # A request without an id gets a new one, the same in both processes.
@@ -83,7 +82,7 @@ def case_request_id_travels(s):
                              token="viewer")
     new = h["X-Request-Id"]
     assert status == 200 and len(new) == 32, h
-    assert wait_lines(s, "activation", lambda ln: ln.get("request_id") == new)
+    assert lines_with_id(s, "activation", new)
 
 
 def case_no_citizen_id_or_token_in_logs(s):

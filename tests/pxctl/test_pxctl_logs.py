@@ -44,6 +44,12 @@ class Follower:
                                   stderr=subprocess.PIPE)
         self.lines = []
         self.thread = None
+        # stderr is read all along: a pipe nobody reads fills with its "… N lines lost"
+        # notices (64 KiB) and then blocks pxctl in a write, which reads nothing any more.
+        self.err = []
+        self.err_thread = threading.Thread(target=lambda: self.err.extend(self.p.stderr),
+                                           daemon=True)
+        self.err_thread.start()
         if read:
             self.read()
         time.sleep(1.0)  # its subscriptions take hold (a SUB joins asynchronously)
@@ -68,13 +74,14 @@ class Follower:
         """Interrupts it; (exit status, stderr text)."""
         self.p.send_signal(signal.SIGINT)
         try:
-            _, err = self.p.communicate(timeout=15)
+            self.p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.p.kill()
-            _, err = self.p.communicate()
+            self.p.wait()
         if self.thread:
             self.thread.join(timeout=5)
-        return self.p.returncode, err.decode(errors="replace")
+        self.err_thread.join(timeout=5)
+        return self.p.returncode, b"".join(self.err).decode(errors="replace")
 
 
 def expect(cond, what):
@@ -120,7 +127,7 @@ def usage_and_errors(system):
     # of the system's processes: under CURVE its key is found by that name.)
     t = time.monotonic()
     rc, _, err = pxctl(system, "logs", "--log-endpoints",
-                       "roster=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--timeout-ms", "500")
+                       "roster=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--history-timeout-ms", "500")
     expect(rc == 3 and "roster" in err and "did not send its history" in err,
            "dead process: %d %s" % (rc, err))
     expect(time.monotonic() - t < 5, "a dead process costs one timeout")

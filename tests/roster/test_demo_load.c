@@ -1,18 +1,18 @@
 /*
- * test_demo_load.c - the Thuận An demo set end to end: px-roster-import loads
+ * test_demo_load.c - the Thuận An demo set end to end: `pxctl import` loads
  * ../shared/data/thuan-an into a real px-roster twice (the second time changes
- * nothing) and, in the order of deploy/load-demo.sh, px-activation-demo loads
- * targets.csv into a real px-activation that asks that roster about units,
- * campaigns and duty, the first wave is planned, and a seeded weekend of events
- * naming that wave's volunteers is recorded; then every one of the ten waves is
+ * nothing) and, in the order of deploy/load-demo.sh, targets.csv into a real
+ * px-activation that asks that roster about units, campaigns and duty, the
+ * first wave is planned, and `pxctl demo events` records a seeded weekend of
+ * events naming that wave's volunteers; then every one of the ten waves is
  * planned from the activation service's figures.
  *
- * What it proves: the loader and the batch upserts agree on the files; a re-import
- * is all unchanged; --plan-first-wave plans, by the targets; the volunteers it
+ * What it proves: pxctl and the roster's import agree on the files; a re-import
+ * is all unchanged; the first wave is planned by the targets; the volunteers it
  * put on duty are accepted on the events; every wave gets its 30, spread by what
  * the activation service says each ward still lacks, nobody is booked twice on
  * one day, and every ward gets volunteers in every wave; a malformed file is
- * refused with nothing sent.
+ * refused with nothing written.
  *
  * The data directory is found beside the repository: PX_SOURCE_DIR from the
  * environment, else the one CMake compiled in.
@@ -36,10 +36,10 @@
 #define NWARDS 10
 /* The sum of targets.csv's targets. */
 #define TARGETS_SUM 107950
-/* Citizens px-activation-demo makes up (its default is 3,000): enough that every ward has
+/* Citizens `pxctl demo events` makes up (its default is 3,000): enough that every ward has
  * activations, few enough to load in a moment. */
 #define DEMO_CITIZENS "600"
-#define DEMO_BIN "services/activation/px-activation-demo"
+#define PXCTL_BIN "services/pxctl/pxctl"
 
 static const char *s_data_dir(void)
 {
@@ -80,9 +80,18 @@ static int s_run(const char *binary, const char *const *args, char *out, size_t 
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int s_import(const char *const *args, char *out, size_t cap)
+/* pxctl import of the demo's four roster files from dir. */
+static int s_import(const char *endpoint, const char *dir, char *out, size_t cap)
 {
-    return s_run("services/roster/px-roster-import", args, out, cap);
+    char ep[300], units[2100], vols[2100], camp[2100], waves[2100];
+    snprintf(ep, sizeof ep, "--roster-endpoints=%s", endpoint);
+    snprintf(units, sizeof units, "%s/units.csv", dir);
+    snprintf(vols, sizeof vols, "%s/volunteers.csv", dir);
+    snprintf(camp, sizeof camp, "%s/campaign.csv", dir);
+    snprintf(waves, sizeof waves, "%s/waves.csv", dir);
+    const char *args[] = {"import",    ep,   "units", units, "volunteers", vols,
+                          "campaigns", camp, "waves", waves, NULL};
+    return s_run(PXCTL_BIN, args, out, cap);
 }
 
 /* What the activation service says each ward of the district still lacks (target minus
@@ -131,11 +140,10 @@ static void test_import_twice_then_plan_every_wave(void)
     PX_REQUIRE(roster_fixture_start(&f, "demoload", extra) == 0);
 
     static char out[16384];
-    const char *first[] = {"--endpoint", f.proc.endpoint, "--dir", s_data_dir(), NULL};
-    PX_CHECK_INT_EQ(s_import(first, out, sizeof out), 0);
+    PX_CHECK_INT_EQ(s_import(f.proc.endpoint, s_data_dir(), out, sizeof out), 0);
     PX_CHECK(strstr(out, "units: inserted=71 updated=0 unchanged=0\n") != NULL);
     PX_CHECK(strstr(out, "volunteers: inserted=320 updated=0 unchanged=0\n") != NULL);
-    PX_CHECK(strstr(out, "campaign: inserted=1 updated=0 unchanged=0\n") != NULL);
+    PX_CHECK(strstr(out, "campaigns: inserted=1 updated=0 unchanged=0\n") != NULL);
     PX_CHECK(strstr(out, "waves: inserted=10 updated=0 unchanged=0\n") != NULL);
     printf("%s", out);
 
@@ -147,11 +155,13 @@ static void test_import_twice_then_plan_every_wave(void)
         roster_fixture_stop(&f);
     }
     PX_REQUIRE(started == 0);
-    const char *targets[] = {"--endpoint", a.proc.endpoint, "--roster-endpoint", f.proc.endpoint,
-                             "--data",     s_data_dir(),    "--targets-only",    NULL};
-    PX_CHECK_INT_EQ(s_run(DEMO_BIN, targets, out, sizeof out), 0);
-    PX_CHECK(strstr(out, "demo: targets: 10 inserted, 0 updated, 0 unchanged, 0 refused\n") !=
-             NULL);
+    char act_ep[300], ros_ep[300], targets_csv[2100];
+    snprintf(act_ep, sizeof act_ep, "--activation-endpoints=%s", a.proc.endpoint);
+    snprintf(ros_ep, sizeof ros_ep, "--roster-endpoints=%s", f.proc.endpoint);
+    snprintf(targets_csv, sizeof targets_csv, "%s/targets.csv", s_data_dir());
+    const char *targets[] = {"import", act_ep, ros_ep, "targets", targets_csv, NULL};
+    PX_CHECK_INT_EQ(s_run(PXCTL_BIN, targets, out, sizeof out), 0);
+    PX_CHECK(strstr(out, "targets: inserted=10 updated=0 unchanged=0\n") != NULL);
     printf("%s", out);
 
     /* The campaign's area is the district holding the wards (campaign.csv names none). */
@@ -162,34 +172,50 @@ static void test_import_twice_then_plan_every_wave(void)
     /* Again, planning the first wave: nothing changes, and the wave is filled, by the targets
      * (nothing is activated yet): 25990 has the largest, 25972 the smallest. */
     long long audit = roster_sql_int(&f, "SELECT count(*) FROM audit");
-    const char *again[] = {"--endpoint", f.proc.endpoint,     "--dir",
-                           s_data_dir(), "--plan-first-wave", NULL};
-    PX_CHECK_INT_EQ(s_import(again, out, sizeof out), 0);
+    PX_CHECK_INT_EQ(s_import(f.proc.endpoint, s_data_dir(), out, sizeof out), 0);
     PX_CHECK(strstr(out, "units: inserted=0 updated=0 unchanged=71\n") != NULL);
     PX_CHECK(strstr(out, "volunteers: inserted=0 updated=0 unchanged=320\n") != NULL);
-    PX_CHECK(strstr(out, "campaign: inserted=0 updated=0 unchanged=1\n") != NULL);
+    PX_CHECK(strstr(out, "campaigns: inserted=0 updated=0 unchanged=1\n") != NULL);
     PX_CHECK(strstr(out, "waves: inserted=0 updated=0 unchanged=10\n") != NULL);
-    PX_CHECK(strstr(out, "plan " CAMPAIGN " 2023-07-29: capacity=30 already_assigned=0 "
-                         "planned=30 unfilled=0 committed=true\n") != NULL);
-    PX_CHECK(strstr(out, "even spread") == NULL);
-    PX_CHECK(strstr(out, "remaining_to_target=15900 already_assigned=0 planned=4\n") != NULL);
-    PX_CHECK(strstr(out, "remaining_to_target=4150 already_assigned=0 planned=2\n") != NULL);
     printf("%s", out);
-    /* Only the plan wrote: the re-import added no audit row of its own. */
-    PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM audit WHERE method NOT LIKE "
-                                       "'%PlanWave'"),
-                    audit);
+    /* The re-import added no audit row. */
+    PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM audit"), audit);
+    {
+        Phuxanh__Roster__V1__PlanWaveRequest req = PHUXANH__ROSTER__V1__PLAN_WAVE_REQUEST__INIT;
+        req.campaign_id = CAMPAIGN;
+        req.day = "2023-07-29";
+        ProtobufCMessage *msg = NULL;
+        px_status_t st;
+        PX_CHECK_INT_EQ(roster_call(&f, "PlanWave", &req.base,
+                                    &phuxanh__roster__v1__plan_wave_response__descriptor, &msg,
+                                    &st),
+                        PX_OK);
+        PX_REQUIRE(msg);
+        const Phuxanh__Roster__V1__PlanWaveResponse *rep = (const void *)msg;
+        PX_CHECK(rep->committed && !rep->even_spread_fallback);
+        PX_CHECK_INT_EQ(rep->capacity, 30);
+        PX_CHECK_INT_EQ(rep->n_planned, 30);
+        PX_CHECK_INT_EQ(rep->unfilled, 0);
+        int seen = 0;
+        for (size_t w = 0; w < rep->n_wards; w++) {
+            const Phuxanh__Roster__V1__WardAllocation *x = rep->wards[w];
+            seen += x->remaining_to_target == 15900 && x->planned == 4;
+            seen += x->remaining_to_target == 4150 && x->planned == 2;
+        }
+        PX_CHECK_INT_EQ(seen, 2);
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
 
     /* The events: the activation service asks the roster whether each named volunteer was on
      * duty there that day, and refuses those who were not - none here. */
-    const char *events[] = {"--endpoint",    a.proc.endpoint, "--roster-endpoint",
-                            f.proc.endpoint, "--data",        s_data_dir(),
-                            "--citizens",    DEMO_CITIZENS,   NULL};
-    PX_CHECK_INT_EQ(s_run(DEMO_BIN, events, out, sizeof out), 0);
-    PX_CHECK(strstr(out, "demo: targets: 0 inserted, 0 updated, 10 unchanged, 0 refused\n") !=
-             NULL);
+    const char *events[] = {"demo",       "events",     act_ep,        ros_ep, "--data",
+                            s_data_dir(), "--citizens", DEMO_CITIZENS, NULL};
+    PX_CHECK_INT_EQ(s_run(PXCTL_BIN, events, out, sizeof out), 0);
     PX_CHECK(strstr(out, " refused=0\n") != NULL);
     printf("%s", out);
+    /* Again: every event a duplicate. */
+    PX_CHECK_INT_EQ(s_run(PXCTL_BIN, events, out, sizeof out), 0);
+    PX_CHECK(strstr(out, " recorded=0 ") != NULL);
     PX_CHECK(roster_peer_sql_int(&a, "SELECT count(*) FROM events WHERE volunteer_code <> ''"
                                      " AND volunteer_verified") > 0);
     char codes[NWARDS][16];
@@ -226,8 +252,8 @@ static void test_import_twice_then_plan_every_wave(void)
             PX_CHECK(rep->wards[w]->already_assigned + rep->wards[w]->planned >= 1);
         }
         /* The service's figures, ward by ward; and a ward that lacks more never gets fewer
-         * (a fresh wave only: the first was planned by the import above), the neediest more
-         * than the least needy. */
+         * (a fresh wave only: the first was planned above), the neediest more than the least
+         * needy. */
         const Phuxanh__Roster__V1__WardAllocation *most = NULL, *least = NULL;
         for (size_t w = 0; w < rep->n_wards && w < NWARDS; w++) {
             const Phuxanh__Roster__V1__WardAllocation *x = rep->wards[w];
@@ -267,7 +293,7 @@ static void test_import_twice_then_plan_every_wave(void)
     PX_CHECK_INT_EQ(roster_peer_stop(&a), 0);
 }
 
-/* A broken file: the importer names it and its line, and sends nothing. */
+/* A broken file: pxctl names it and its line, and nothing is written. */
 static void test_malformed_file_sends_nothing(void)
 {
     roster_fixture_t f;
@@ -293,8 +319,7 @@ static void test_malformed_file_sends_nothing(void)
         fclose(fp);
     }
     static char out[4096];
-    const char *args[] = {"--endpoint", f.proc.endpoint, "--dir", dir, NULL};
-    PX_CHECK_INT_EQ(s_import(args, out, sizeof out), 1);
+    PX_CHECK_INT_EQ(s_import(f.proc.endpoint, dir, out, sizeof out), 1);
     PX_CHECK_STR_EQ(out, "");
     PX_CHECK_INT_EQ(roster_sql_int(&f, "SELECT count(*) FROM units"), 0);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

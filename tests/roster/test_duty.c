@@ -246,15 +246,21 @@ static void s_set(s_batch_t *b, size_t i, const char *vol, const char *unit, lon
     snprintf(b->camp[i], sizeof b->camp[i], "%s", campaign ? campaign : "");
 }
 
-static duty_t *s_check(s_batch_t *b, px_code_t *rc, px_status_t *st)
+static duty_t *s_check_as(s_batch_t *b, bool verdict_only, px_code_t *rc, px_status_t *st)
 {
     Phuxanh__Roster__V1__CheckDutyRequest req = PHUXANH__ROSTER__V1__CHECK_DUTY_REQUEST__INIT;
     req.queries = b->p;
     req.n_queries = b->n;
+    req.verdict_only = verdict_only;
     ProtobufCMessage *rep = NULL;
     *rc = roster_call(&s_f, "CheckDuty", &req.base,
                       &phuxanh__roster__v1__check_duty_response__descriptor, &rep, st);
     return (duty_t *)rep;
+}
+
+static duty_t *s_check(s_batch_t *b, px_code_t *rc, px_status_t *st)
+{
+    return s_check_as(b, false, rc, st);
 }
 
 /* One query's answer, checked against an expected verdict and (for assigned ones) fields. */
@@ -375,6 +381,20 @@ static void test_batch_of_1000_in_order(void)
         protobuf_c_message_free_unpacked(&d->base, NULL);
     } else {
         fprintf(stderr, "CheckDuty: %d %s\n", rc, st.message);
+    }
+    /* verdict_only: the same verdicts, and no assignment in any answer. */
+    d = s_check_as(&b, true, &rc, &st);
+    PX_CHECK_INT_EQ(rc, PX_OK);
+    if (d) {
+        PX_CHECK_INT_EQ(d->n_answers, BATCH);
+        int bad = 0;
+        for (size_t i = 0; i < d->n_answers && i < BATCH; i++) {
+            const answer_t *a = d->answers[i];
+            bad += (int)a->verdict != want[i] || a->on_duty != (want[i] == V_ON) ||
+                   a->assignment != NULL;
+        }
+        PX_CHECK_INT_EQ(bad, 0);
+        protobuf_c_message_free_unpacked(&d->base, NULL);
     }
     free(want);
     free(models);

@@ -115,9 +115,9 @@ fail() {
     exit 1
 }
 
-echo "gateway: building the services, the demo loaders and the bench clients" >&2
-if ! cmake --build "$build" --target px-roster px-activation px-gateway px-roster-import \
-        px-activation-demo bench-gw-bare bench-gw-record -j 2 >"$logs/build.log" 2>&1; then
+echo "gateway: building the services, pxctl (the demo loader) and the bench clients" >&2
+if ! cmake --build "$build" --target px-roster px-activation px-gateway pxctl \
+        bench-gw-bare bench-gw-record -j 2 >"$logs/build.log" 2>&1; then
     tail -n 30 "$logs/build.log" >&2
     exit 1
 fi
@@ -150,8 +150,7 @@ act_env_act_start activation --listen "$act_ep" --roster-endpoints "$roster_ep" 
 
 echo "gateway: loading the Thuận An demo (deploy/load-demo.sh)" >&2
 PX_ROSTER_ENDPOINTS=$roster_ep PX_ACTIVATION_ENDPOINTS=$act_ep \
-    PX_IMPORT_BIN=$build/services/roster/px-roster-import \
-    PX_ACTIVATION_DEMO_BIN=$build/services/activation/px-activation-demo \
+    PX_PXCTL_BIN=$build/services/pxctl/pxctl \
     "$root/deploy/load-demo.sh" >"$logs/demo.log" 2>&1 || {
     tail -n 20 "$logs/demo.log" >&2
     fail "loading the demo failed"

@@ -1,36 +1,37 @@
 /*
- * demo.c - px-activation-demo: loads the demo targets into a running activation
- * service and records a plausible first weekend of the Thuận An campaign, so
- * that progress and counts show something real.
+ * demo.c - pxctl demo events: records a plausible first weekend of the Thuận An
+ * campaign in the activation service, so that progress and counts show
+ * something real. deploy/load-demo.sh runs it after `pxctl import` has loaded
+ * the demo's CSV files (targets included) and the first wave has been planned,
+ * so the events can name the volunteers that plan put on duty.
  *
- *   px-activation-demo [--endpoint tcp://127.0.0.1:7102] [--roster-endpoint tcp://...]
- *                      [--data DIR] [--seed N] [--citizens N] [--targets-only]
- *
- * --targets-only sets the targets and stops: deploy/load-demo.sh sets them before the roster
- * plans the first wave (PlanWave spreads by distance to target), and records the events after
- * (they name the volunteers that plan put on duty).
+ *   pxctl demo events [--data DIR] [--seed N] [--citizens N]
  *
  * Everything is generated from the seed (a fixed PRNG, no clock, no random
  * device): the same seed gives the same citizens, events and idempotency keys,
  * so a second run records nothing new - every event answers as a duplicate -
- * and running the quickstart twice doubles nothing. Volunteers come from the
- * roster's assignments for the weekend's waves (ListAssignments); without a
- * roster, or with no assignment, the events name no volunteer.
+ * and running the quickstart twice doubles nothing. The wards and their
+ * weights are the demo's targets.csv, the neighborhoods its units.csv (read
+ * with import's CSV reader); the volunteers come from the roster's assignments
+ * for the weekend's waves (ListAssignments) - with no roster, or no assignment,
+ * the events name no volunteer.
  *
  * ID numbers are synthetic but valid: province of birth 074 (Bình Dương), a
  * century-and-sex digit and a birth year giving an age of 14 to 73, a serial
  * that is a bijection of the citizen's index (no two citizens share a number).
- * They are sent only to the service, which keeps their keyed hash.
+ * They are sent only to the service, which keeps their keyed hash; they are
+ * never printed.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
+#include "demo.h"
 #include "phuxanh/activation/v1/activation.pb-c.h"
-#include "phuxanh/clock.h"
 #include "phuxanh/roster/v1/roster.pb-c.h"
-#include "phuxanh/rpc.h"
+#include "pxctl.h"
 
 #define S_CAMPAIGN "tn-cuoi-tuan-2023"
 #define S_DAYS 2
@@ -41,9 +42,33 @@ static const char *const s_days[S_DAYS] = {"2023-07-29", "2023-07-30"};
 #define S_WARDS_MAX 64
 #define S_NBH_MAX 512
 #define S_VOL_MAX 4096
-#define S_LINE_MAX 1024
 #define S_CITIZENS_MAX 1000000 /* the serial is 6 digits */
+/* A call recording 500 events. */
 #define S_CALL_TIMEOUT_MS 60000
+
+static const pxctl_option_t s_options[] = {
+    {{"data", "PX_DEMO_DATA", "../shared/data/thuan-an",
+      "the demo's directory (targets.csv and units.csv are read)"},
+     0,
+     0},
+    {{"seed", "PX_DEMO_SEED", "20230729", "the generator's seed: the same seed, the same events"},
+     0,
+     0},
+    {{"citizens", "PX_DEMO_CITIZENS", "3000", "how many citizens come (1 to 1000000)"}, 0, 0},
+    {{NULL, NULL, NULL, NULL}, 0, 0},
+};
+
+static const pxctl_command_t s_cmd = {
+    .name = "demo events",
+    .synopsis = NULL,
+    .summary = "record a generated first weekend of the Thuận An demo (activation events)",
+    .details = "Run after `pxctl import` of the demo's files and the first wave's PlanWave\n"
+               "(deploy/load-demo.sh does all three). Running it again records nothing new.",
+    .options = s_options,
+    .common = PXCTL_COMMON_SERVICES,
+    .min_args = 0,
+    .max_args = 0,
+};
 
 typedef struct {
     char code[33];
@@ -88,72 +113,96 @@ static int s_pick(uint64_t *state, int n)
     return (int)(s_next(state) % (uint64_t)n);
 }
 
-/* Splits a CSV line (no quoted commas in the demo files) into at most max fields. */
-static int s_split(char *line, char **f, int max)
+/* Calls fn for each record of dir/name after its header, with the header's columns for the
+ * names given (NULL-terminated; -1 when absent). 0, or -1 with the reason printed. */
+static int s_read(const char *dir, const char *name, const char *const *cols,
+                  void (*fn)(s_world_t *, const pxctl_csv_rec_t *, const int *), s_world_t *w)
 {
-    int n = 0;
-    line[strcspn(line, "\r\n")] = '\0';
-    for (char *p = line; n < max;) {
-        f[n++] = p;
-        char *c = strchr(p, ',');
-        if (!c) {
-            break;
-        }
-        *c = '\0';
-        p = c + 1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    pxctl_csv_t *csv = pxctl_csv_open(path);
+    pxctl_csv_rec_t *rec = malloc(sizeof *rec);
+    int rc = -1, idx[8];
+    if (!csv || !rec) {
+        pxctl_err(s_cmd.name, "%s: cannot read", path);
+        goto done;
     }
-    return n;
+    if (pxctl_csv_next(csv, rec) != 1 || rec->err[0]) {
+        pxctl_err(s_cmd.name, "%s: no header row", path);
+        goto done;
+    }
+    for (int c = 0; cols[c] && c < 8; c++) {
+        idx[c] = -1;
+        for (size_t i = 0; i < rec->n; i++) {
+            if (strcmp(rec->fields[i], cols[c]) == 0) {
+                idx[c] = (int)i;
+            }
+        }
+        if (idx[c] < 0) {
+            pxctl_err(s_cmd.name, "%s: no column %s", path, cols[c]);
+            goto done;
+        }
+    }
+    int got;
+    while ((got = pxctl_csv_next(csv, rec)) == 1) {
+        if (!rec->err[0]) {
+            fn(w, rec, idx);
+        }
+    }
+    if (got < 0) {
+        pxctl_err(s_cmd.name, "%s:%d: %s", path, rec->line, rec->err);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(rec);
+    pxctl_csv_destroy(&csv);
+    return rc;
+}
+
+static const char *s_col(const pxctl_csv_rec_t *rec, int i)
+{
+    return i >= 0 && (size_t)i < rec->n ? rec->fields[i] : "";
+}
+
+static void s_add_ward(s_world_t *w, const pxctl_csv_rec_t *rec, const int *idx)
+{
+    if (strcmp(s_col(rec, idx[0]), S_CAMPAIGN) == 0 && w->nwards < S_WARDS_MAX) {
+        snprintf(w->wards[w->nwards].code, sizeof w->wards[0].code, "%s", s_col(rec, idx[1]));
+        w->wards[w->nwards++].target = atoi(s_col(rec, idx[2]));
+    }
+}
+
+static void s_add_nbh(s_world_t *w, const pxctl_csv_rec_t *rec, const int *idx)
+{
+    if (strcmp(s_col(rec, idx[1]), "neighborhood") == 0 && w->nnbhs < S_NBH_MAX) {
+        snprintf(w->nbhs[w->nnbhs].code, sizeof w->nbhs[0].code, "%s", s_col(rec, idx[0]));
+        snprintf(w->nbhs[w->nnbhs++].ward, sizeof w->nbhs[0].ward, "%s", s_col(rec, idx[2]));
+    }
 }
 
 static int s_load_csv(const char *dir, s_world_t *w)
 {
-    char path[512], line[S_LINE_MAX], *f[8];
-    snprintf(path, sizeof path, "%s/targets.csv", dir);
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        fprintf(stderr, "demo: cannot open %s\n", path);
+    static const char *const tcols[] = {"campaign", "unit_code", "target_activated", NULL};
+    static const char *const ucols[] = {"code", "level", "parent_code", NULL};
+    if (s_read(dir, "targets.csv", tcols, s_add_ward, w) != 0 ||
+        s_read(dir, "units.csv", ucols, s_add_nbh, w) != 0) {
         return -1;
     }
-    for (int row = 0; fgets(line, sizeof line, in); row++) {
-        if (row == 0 || s_split(line, f, 8) < 3 || strcmp(f[0], S_CAMPAIGN) != 0) {
-            continue;
-        }
-        if (w->nwards < S_WARDS_MAX) {
-            snprintf(w->wards[w->nwards].code, sizeof w->wards[0].code, "%s", f[1]);
-            w->wards[w->nwards++].target = atoi(f[2]);
-        }
-    }
-    fclose(in);
-    snprintf(path, sizeof path, "%s/units.csv", dir);
-    in = fopen(path, "r");
-    if (!in) {
-        fprintf(stderr, "demo: cannot open %s\n", path);
-        return -1;
-    }
-    for (int row = 0; fgets(line, sizeof line, in); row++) {
-        if (row == 0 || s_split(line, f, 8) < 4 || strcmp(f[2], "neighborhood") != 0) {
-            continue;
-        }
-        if (w->nnbhs < S_NBH_MAX) {
-            snprintf(w->nbhs[w->nnbhs].code, sizeof w->nbhs[0].code, "%s", f[0]);
-            snprintf(w->nbhs[w->nnbhs++].ward, sizeof w->nbhs[0].ward, "%s", f[3]);
-        }
-    }
-    fclose(in);
     return w->nwards > 0 ? 0 : -1;
 }
 
 /* The weekend's assignments, from the roster; none when it cannot answer. */
-static void s_load_volunteers(const char *endpoint, px_curve_t *curve, s_world_t *w)
+static void s_load_volunteers(const px_config_t *cfg, px_curve_t *curve, s_world_t *w)
 {
-    px_status_t st;
-    px_rpc_client_opts_t o = {.caller = "px-activation-demo",
-                              .connect_wait_ms = 3000,
-                              .curve = curve,
-                              .server_name = "roster"};
-    px_rpc_client_t *roster = px_rpc_client_new(endpoint, &o, &st);
+    const char *eps = px_config_get(cfg, "roster-endpoints");
+    if (!eps || !*eps) {
+        return;
+    }
+    px_rpc_client_t *roster =
+        pxctl_client_new(cfg, curve, &pxctl_services[PXCTL_SVC_ROSTER], NULL, 0, s_cmd.name);
     if (!roster) {
-        fprintf(stderr, "demo: no roster client (%s): events without volunteers\n", st.message);
+        fprintf(stderr, "demo: no roster client: events without volunteers\n");
         return;
     }
     for (int d = 0; d < S_DAYS; d++) {
@@ -166,13 +215,11 @@ static void s_load_volunteers(const char *endpoint, px_curve_t *curve, s_world_t
             req.page_size = 1000;
             req.page_token = token;
             ProtobufCMessage *reply = NULL;
-            px_rpc_call_opts_t co = {.timeout_ms = 10000, .idempotent = true};
-            if (px_rpc_client_call(roster, "/phuxanh.roster.v1.RosterService/ListAssignments",
-                                   &req.base,
-                                   &phuxanh__roster__v1__list_assignments_response__descriptor,
-                                   &reply, &co, &st) != PX_OK) {
-                fprintf(stderr, "demo: ListAssignments %s: %s (%s)\n", s_days[d],
-                        px_code_name(st.code), st.message);
+            if (pxctl_call(roster, cfg, s_cmd.name,
+                           "/phuxanh.roster.v1.RosterService/ListAssignments", &req.base,
+                           &phuxanh__roster__v1__list_assignments_response__descriptor, true,
+                           &reply) != PXCTL_EXIT_OK) {
+                fprintf(stderr, "demo: %s: events without volunteers that day\n", s_days[d]);
                 break;
             }
             Phuxanh__Roster__V1__ListAssignmentsResponse *r = (void *)reply;
@@ -307,43 +354,9 @@ static int s_event_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
-static int s_set_targets(px_rpc_client_t *act, const s_world_t *w)
-{
-    Phuxanh__Activation__V1__Target t[S_WARDS_MAX], *tp[S_WARDS_MAX];
-    for (int i = 0; i < w->nwards; i++) {
-        phuxanh__activation__v1__target__init(&t[i]);
-        t[i].campaign_id = S_CAMPAIGN;
-        t[i].unit_code = (char *)w->wards[i].code;
-        t[i].target = w->wards[i].target;
-        tp[i] = &t[i];
-    }
-    Phuxanh__Activation__V1__SetTargetsRequest req =
-        PHUXANH__ACTIVATION__V1__SET_TARGETS_REQUEST__INIT;
-    req.targets = tp;
-    req.n_targets = (size_t)w->nwards;
-    ProtobufCMessage *reply = NULL;
-    px_status_t st;
-    px_rpc_call_opts_t o = {.timeout_ms = S_CALL_TIMEOUT_MS, .idempotent = true};
-    if (px_rpc_client_call(act, "/phuxanh.activation.v1.ActivationService/SetTargets", &req.base,
-                           &phuxanh__activation__v1__set_targets_response__descriptor, &reply, &o,
-                           &st) != PX_OK) {
-        fprintf(stderr, "demo: SetTargets: %s (%s)\n", px_code_name(st.code), st.message);
-        return -1;
-    }
-    Phuxanh__Activation__V1__SetTargetsResponse *r = (void *)reply;
-    printf("demo: targets: %d inserted, %d updated, %d unchanged, %zu refused\n", r->inserted,
-           r->updated, r->unchanged, r->n_errors);
-    for (size_t i = 0; i < r->n_errors && i < 5; i++) {
-        fprintf(stderr, "demo: target row %d: %s: %s\n", r->errors[i]->index, r->errors[i]->field,
-                r->errors[i]->message);
-    }
-    int rc = r->committed ? 0 : -1;
-    protobuf_c_message_free_unpacked(reply, NULL);
-    return rc;
-}
-
 /* Records ev[0..n) in batches; adds to the three counters. */
-static int s_record(px_rpc_client_t *act, const s_event_t *ev, size_t n, long long sum[3])
+static int s_record(px_rpc_client_t *act, const px_config_t *cfg, const s_event_t *ev, size_t n,
+                    long long sum[3])
 {
     Phuxanh__Activation__V1__ActivationEvent e[S_BATCH], *ep[S_BATCH];
     Google__Protobuf__Timestamp ts[S_BATCH];
@@ -373,14 +386,11 @@ static int s_record(px_rpc_client_t *act, const s_event_t *ev, size_t n, long lo
         req.events = ep;
         req.n_events = m;
         ProtobufCMessage *reply = NULL;
-        px_status_t st;
-        px_rpc_call_opts_t o = {.timeout_ms = S_CALL_TIMEOUT_MS, .idempotent = true};
-        if (px_rpc_client_call(act, "/phuxanh.activation.v1.ActivationService/RecordEvents",
-                               &req.base,
-                               &phuxanh__activation__v1__record_events_response__descriptor, &reply,
-                               &o, &st) != PX_OK) {
-            fprintf(stderr, "demo: RecordEvents: %s (%s)\n", px_code_name(st.code), st.message);
-            return -1;
+        int rc = pxctl_call(
+            act, cfg, s_cmd.name, "/phuxanh.activation.v1.ActivationService/RecordEvents",
+            &req.base, &phuxanh__activation__v1__record_events_response__descriptor, true, &reply);
+        if (rc != PXCTL_EXIT_OK) {
+            return rc;
         }
         Phuxanh__Activation__V1__RecordEventsResponse *r = (void *)reply;
         sum[0] += r->recorded;
@@ -394,105 +404,76 @@ static int s_record(px_rpc_client_t *act, const s_event_t *ev, size_t n, long lo
         }
         protobuf_c_message_free_unpacked(reply, NULL);
     }
-    return 0;
+    return PXCTL_EXIT_OK;
 }
 
-static void s_usage(void)
+static int s_events(int argc, char **argv)
 {
-    fprintf(stderr, "usage: px-activation-demo [--endpoint EP] [--roster-endpoint EP] "
-                    "[--data DIR] [--seed N] [--citizens N] [--targets-only]\n");
-}
-
-int main(int argc, char **argv)
-{
-    const char *endpoint = "tcp://127.0.0.1:7102", *roster = "", *dir = "../shared/data/thuan-an";
-    uint64_t seed = 20230729;
-    long citizens = 3000;
-    bool targets_only = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--targets-only") == 0) {
-            targets_only = true;
-            continue;
-        }
-        if (!v) {
-            s_usage();
-            return 2;
-        }
-        if (strcmp(a, "--endpoint") == 0) {
-            endpoint = v;
-        } else if (strcmp(a, "--roster-endpoint") == 0) {
-            roster = v;
-        } else if (strcmp(a, "--data") == 0) {
-            dir = v;
-        } else if (strcmp(a, "--seed") == 0) {
-            seed = strtoull(v, NULL, 10);
-        } else if (strcmp(a, "--citizens") == 0) {
-            citizens = strtol(v, NULL, 10);
-        } else {
-            s_usage();
-            return 2;
-        }
-        i++;
+    pxctl_args_t args;
+    int rc = PXCTL_EXIT_FAILED;
+    if (!pxctl_args_parse(&s_cmd, argc, argv, &args, &rc)) {
+        return rc;
     }
-    if (citizens < 1 || citizens > S_CITIZENS_MAX) {
-        fprintf(stderr, "demo: --citizens: 1 to %d\n", S_CITIZENS_MAX);
-        return 2;
-    }
-    int rc = 1;
-    s_world_t *w = calloc(1, sizeof *w);
-    s_event_t *ev = calloc((size_t)citizens * 3, sizeof *ev);
+    int64_t seed = 0, citizens = 0;
+    s_world_t *w = NULL;
+    s_event_t *ev = NULL;
     px_rpc_client_t *act = NULL;
-    px_curve_t *curve = NULL;
-    px_status_t st;
+    if (!pxctl_int(&s_cmd, args.cfg, "seed", 0, INT64_MAX, &seed) ||
+        !pxctl_int(&s_cmd, args.cfg, "citizens", 1, S_CITIZENS_MAX, &citizens)) {
+        rc = PXCTL_EXIT_USAGE;
+        goto done;
+    }
+    w = calloc(1, sizeof *w);
+    ev = calloc((size_t)citizens * 3, sizeof *ev);
     if (!w || !ev) {
-        fprintf(stderr, "demo: out of memory\n");
+        pxctl_err(s_cmd.name, "out of memory");
         goto done;
     }
-    if (px_curve_from_env(NULL, &curve, &st) != PX_OK) {
-        fprintf(stderr, "demo: %s\n", st.message);
-        goto done;
-    }
+    const char *dir = px_config_get(args.cfg, "data");
     if (s_load_csv(dir, w) != 0) {
-        fprintf(stderr, "demo: no targets for %s under %s\n", S_CAMPAIGN, dir);
+        pxctl_err(s_cmd.name, "no targets for %s under %s", S_CAMPAIGN, dir);
         goto done;
     }
-    if (*roster) {
-        s_load_volunteers(roster, curve, w);
-    }
+    s_load_volunteers(args.cfg, args.curve, w);
     size_t n = 0;
     for (long i = 0; i < citizens; i++) {
-        n += (size_t)s_citizen(seed, (int)i, w, &ev[n]);
+        n += (size_t)s_citizen((uint64_t)seed, (int)i, w, &ev[n]);
     }
     qsort(ev, n, sizeof *ev, s_event_cmp);
-    px_rpc_client_opts_t o = {.caller = "px-activation-demo",
-                              .connect_wait_ms = 5000,
-                              .curve = curve,
-                              .server_name = "activation"};
-    act = px_rpc_client_new(endpoint, &o, &st);
+    act = pxctl_client_new(args.cfg, args.curve, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0,
+                           s_cmd.name);
     if (!act) {
-        fprintf(stderr, "demo: %s\n", st.message);
-        goto done;
-    }
-    if (s_set_targets(act, w) != 0) {
-        goto done;
-    }
-    if (targets_only) {
-        printf("demo: targets set\n");
-        rc = 0;
+        rc = PXCTL_EXIT_USAGE;
         goto done;
     }
     long long sum[3] = {0, 0, 0};
-    if (s_record(act, ev, n, sum) != 0) {
+    if ((rc = s_record(act, args.cfg, ev, n, sum)) != PXCTL_EXIT_OK) {
         goto done;
     }
-    printf("demo: citizens=%ld events=%zu recorded=%lld duplicates=%lld refused=%lld\n", citizens,
-           n, sum[0], sum[1], sum[2]);
-    rc = sum[2] == 0 ? 0 : 1;
+    printf("demo: citizens=%lld events=%zu recorded=%lld duplicates=%lld refused=%lld\n",
+           (long long)citizens, n, sum[0], sum[1], sum[2]);
+    rc = sum[2] == 0 ? PXCTL_EXIT_OK : PXCTL_EXIT_FAILED;
 done:
     px_rpc_client_destroy(&act);
-    px_curve_destroy(&curve);
     free(ev);
     free(w);
+    pxctl_args_free(&args);
     return rc;
+}
+
+int pxctl_demo_main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "events") == 0) {
+        return s_events(argc - 1, argv + 1);
+    }
+    bool help = strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0;
+    FILE *out = help ? stdout : stderr;
+    if (!help) {
+        pxctl_err("demo", "%s%.32s%s", *what ? "no action '" : "missing action: events", what,
+                  *what ? "' (events)" : "");
+    }
+    fprintf(out, "\nUsage:\n  pxctl %s  %s\n\n`pxctl demo events --help` for more.\n", s_cmd.name,
+            s_cmd.summary);
+    return help ? PXCTL_EXIT_OK : PXCTL_EXIT_USAGE;
 }
