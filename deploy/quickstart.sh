@@ -10,7 +10,10 @@
 #
 # Everything lives under ./var: the PostgreSQL cluster (var/pg), logs (var/log), pid files
 # (var/run). Running it again reuses what is there: no second initdb, no second copy of a
-# service that already runs. Environment: PX_PG_PORT (default 55439), PX_PG_BINDIR.
+# service that already runs. The services' ZeroMQ links run under CURVE with a key pair per
+# process in var/keys (made once by pxctl keys gen) and one allow-list, var/keys/allow; PX_CURVE=off
+# starts them on plaintext links instead. Environment: PX_PG_PORT (default 55439), PX_PG_BINDIR,
+# PX_CURVE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -39,6 +42,10 @@ log_port() {
 TOKENS_FILE="$ROOT/var/gateway/tokens"
 DEMO_CAMPAIGN="tn-cuoi-tuan-2023"
 SERVICES=(roster activation gateway) # start order; stopped in reverse
+KEYS_DIR="$ROOT/var/keys"
+ALLOW_FILE="$KEYS_DIR/allow"
+# Every process that speaks to the services, by the name it calls as (its key's name).
+CURVE_NAMES=(roster activation gateway pxctl)
 DATABASES=(roster activation)
 
 IS_ROOT=0
@@ -149,6 +156,35 @@ reload_gateway_tokens() {
     local pid
     if pid="$(service_pid gateway)"; then
         kill -HUP "$pid"
+    fi
+}
+
+# ---------------------------------------------------------------- CURVE keys
+# make_keys: a key pair per name of CURVE_NAMES (kept once made: the allow-lists trust them),
+# and the allow-list of them all, written anew from the public certificates.
+make_keys() {
+    local name pxctl="$ROOT/build/services/pxctl/pxctl" tmp
+    for name in "${CURVE_NAMES[@]}"; do
+        if [ ! -s "$KEYS_DIR/${name}_secret" ]; then
+            "$pxctl" keys gen "$name" --dir "$KEYS_DIR" --force >/dev/null
+        fi
+    done
+    tmp="$(mktemp "$ALLOW_FILE.XXXXXX")"
+    {
+        echo "# deploy/quickstart.sh: the processes of this machine (<public key> <name>)"
+        for name in "${CURVE_NAMES[@]}"; do
+            printf '%s %s\n' "$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$KEYS_DIR/$name")" "$name"
+        done
+    } >"$tmp"
+    chmod 644 "$tmp"
+    mv "$tmp" "$ALLOW_FILE"
+}
+
+# curve_env NAME: the PX_CURVE_* assignments of process NAME (none with PX_CURVE=off).
+curve_env() {
+    if [ "${PX_CURVE:-on}" != off ]; then
+        echo "PX_CURVE_SECRET_KEY=$KEYS_DIR/$1_secret"
+        echo "PX_CURVE_ALLOW=$ALLOW_FILE"
     fi
 }
 
@@ -276,15 +312,25 @@ cmd_start() {
     viewer_tok="$(set_token quickstart-viewer viewer)"
     reload_gateway_tokens
 
+    if [ "${PX_CURVE:-on}" != off ]; then
+        echo "==> CURVE keys in var/keys (allow-list var/keys/allow)"
+        make_keys
+    fi
+    local -a roster_curve activation_curve gateway_curve
+    mapfile -t roster_curve < <(curve_env roster)
+    mapfile -t activation_curve < <(curve_env activation)
+    mapfile -t gateway_curve < <(curve_env gateway)
+
     echo "==> starting the services"
     # shellcheck disable=SC2046 # db_env's two words
-    start_service roster $(db_env roster) PX_LISTEN="$ROSTER_ENDPOINT" \
+    start_service roster "${roster_curve[@]}" $(db_env roster) PX_LISTEN="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT"
     # shellcheck disable=SC2046
-    start_service activation $(db_env activation) PX_LISTEN="$ACTIVATION_ENDPOINT" \
+    start_service activation "${activation_curve[@]}" $(db_env activation) \
+        PX_LISTEN="$ACTIVATION_ENDPOINT" \
         PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_CITIZEN_KEY_FILE="$VAR/citizen.key" \
         PX_PUB_ENDPOINT="$ACTIVATION_FEED"
-    start_service gateway PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
+    start_service gateway "${gateway_curve[@]}" PX_HTTP_LISTEN="$GATEWAY_HTTP" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
         PX_ACTIVATION_ENDPOINTS="$ACTIVATION_ENDPOINT" PX_ACTIVATION_FEED="$ACTIVATION_FEED" \
         PX_TOKENS_FILE="$TOKENS_FILE" PX_PUBLIC_PROGRESS=on
 
@@ -296,8 +342,10 @@ cmd_start() {
         echo "==> loading the demo data (deploy/load-demo.sh)"
         local act_ep="$ACTIVATION_ENDPOINT"
         service_pid activation >/dev/null || act_ep=""
-        if ! PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" PX_ACTIVATION_ENDPOINTS="$act_ep" \
-            deploy/load-demo.sh; then
+        local -a demo_curve # the loader is pxctl, with its key
+        mapfile -t demo_curve < <(curve_env pxctl)
+        if ! env "${demo_curve[@]}" PX_ROSTER_ENDPOINTS="$ROSTER_ENDPOINT" \
+            PX_ACTIVATION_ENDPOINTS="$act_ep" deploy/load-demo.sh; then
             echo "error: deploy/load-demo.sh failed" >&2
             START_FAILED=1
         fi
@@ -319,6 +367,10 @@ cmd_start() {
         echo "         'http://$GATEWAY_HTTP/v1/progress?campaign=$DEMO_CAMPAIGN&unit=725'"
         echo "More tokens: deploy/quickstart.sh token NAME ROLE [UNITS]"
         echo
+    fi
+    if [ "${PX_CURVE:-on}" != off ]; then
+        echo "pxctl speaks CURVE with its own key:"
+        echo "    export PX_CURVE_SECRET_KEY=$KEYS_DIR/pxctl_secret PX_CURVE_ALLOW=$ALLOW_FILE"
     fi
     echo "Logs: var/log/, and live from every service: build/services/pxctl/pxctl logs -f"
     echo "Stop everything: deploy/quickstart.sh stop"

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "phuxanh/config.h"
+#include "phuxanh/curve.h"
 #include "phuxanh/log.h"
 #include "phuxanh/status.h"
 
@@ -53,6 +54,8 @@ typedef struct {
     const char *history_endpoint; /* ROUTER, bound; NULL or "": no history served */
     size_t history;               /* lines kept (0: none) */
     int hwm;                      /* ZMQ_SNDHWM of the PUB socket, in lines */
+    px_curve_t *curve; /* borrowed, outlives the stream; NULL: plaintext. With it both sockets
+                        * are CURVE servers taking the allow-listed keys only */
 } px_logstream_opts_t;
 
 /* Binds the sockets and starts the publisher thread. NULL with st filled (an endpoint that
@@ -78,12 +81,15 @@ const char *px_logstream_history_endpoint(const px_logstream_t *self);
 /* From a process's config (PX_LOGSTREAM_OPTIONS): *out is the stream attached to log, or NULL
  * when log-endpoint is unset or empty. PX_OK, or INVALID_ARGUMENT / UNAVAILABLE with st set. */
 px_code_t px_logstream_from_config(const px_config_t *cfg, const char *service, px_log_t *log,
-                                   px_logstream_t **out, px_status_t *st);
+                                   px_curve_t *curve, px_logstream_t **out, px_status_t *st);
 
 /* Every log-stream socket, ours and readers' (pxctl logs), is made here, so that what all of them
  * need (transport security) is set in one place. bind: this side binds (the process) rather
- * than connects (a reader). NULL with st filled. */
-void *px_logstream_socket(void *zctx, int type, int bind, px_status_t *st);
+ * than connects (a reader). curve (may be NULL: plaintext) makes a binding socket a CURVE
+ * server, and a connecting one a CURVE client of the process whose key the allow-list gives
+ * under server_name. NULL with st filled. */
+void *px_logstream_socket(void *zctx, int type, int bind, px_curve_t *curve,
+                          const char *server_name, px_status_t *st);
 
 /* The 8-byte big-endian sequence frame. */
 void px_logstream_seq_put(unsigned char out[PX_LOGSTREAM_SEQ_SIZE], uint64_t seq);

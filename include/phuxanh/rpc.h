@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <zmq.h> /* zmq_pollitem_t, for clients driven by the caller's own event loop */
 
+#include "phuxanh/curve.h"
 #include "phuxanh/db.h"
 #include "phuxanh/log.h"
 #include "phuxanh/metrics.h"
@@ -101,6 +102,11 @@ typedef struct {
      * handler runs. Copied. */
     const char *on_behalf_callers;
     px_log_t *log; /* borrowed; may be NULL */
+    /* Borrowed, outlives the server; NULL: plaintext. With it the socket is a CURVE server
+     * taking only allow-listed keys, a caller is the name its key is listed under (an x-caller
+     * that differs is refused PERMISSION_DENIED), and the server's peers are CURVE clients
+     * finding each peer's key under the peer's name. */
+    px_curve_t *curve;
 } px_rpc_server_opts_t;
 
 px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t *st);
@@ -138,8 +144,9 @@ const char *px_rpc_server_endpoint(const px_rpc_server_t *self);
 /* Stops taking calls, finishes those in flight (bounded by drain_ms), joins the threads.
  * Safe to call from a signal-handling thread; idempotent. */
 void px_rpc_server_stop(px_rpc_server_t *self);
-/* Blocks until SIGINT or SIGTERM, then stops. The signals must be blocked in all threads
- * (px_rpc_block_signals before creating any) so this thread receives them with sigwait. */
+/* Blocks until SIGINT or SIGTERM, then stops. The signals (and SIGHUP, a reload) must be blocked in
+ * all threads (px_rpc_block_signals before creating any) so this thread receives them with sigwait.
+ */
 void px_rpc_server_run_until_signal(px_rpc_server_t *self);
 void px_rpc_block_signals(void);
 
@@ -151,7 +158,8 @@ px_db_t *px_rpc_ctx_db(px_rpc_ctx_t *ctx);
 px_log_t *px_rpc_ctx_log(px_rpc_ctx_t *ctx);
 const char *px_rpc_ctx_method(const px_rpc_ctx_t *ctx);
 const char *px_rpc_ctx_request_id(const px_rpc_ctx_t *ctx);
-/* The caller's identity from metadata, or "" */
+/* The caller's identity: with CURVE, the name its key is listed under; without, what it
+ * declares (x-caller), or "". */
 const char *px_rpc_ctx_caller(const px_rpc_ctx_t *ctx);
 /* Whom the caller acts for (x-on-behalf-of, from a trusted caller), or "". */
 const char *px_rpc_ctx_on_behalf_of(const px_rpc_ctx_t *ctx);
@@ -190,6 +198,11 @@ typedef struct {
     size_t max_message;  /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
     const char *caller;  /* x-caller put on every call unless the call has its own; may be NULL */
     px_log_t *log;       /* borrowed; may be NULL */
+    /* Borrowed, outlives the client; NULL: plaintext. With it the client speaks CURVE to the
+     * server whose key the allow-list gives under server_name ("roster"). A server that refuses
+     * the handshake fails calls with UNAUTHENTICATED at once. */
+    px_curve_t *curve;
+    const char *server_name;
 } px_rpc_client_opts_t;
 
 /* Per-call options; a zeroed struct is the default (10 s timeout, not idempotent). The call's

@@ -47,6 +47,8 @@ typedef struct {
     px_code_t (*metrics)(void *state, px_metrics_t *metrics, px_status_t *st);
     /* Called once serving, from the main thread's view; may start background threads. */
     px_code_t (*started)(void *state, const px_config_t *cfg, px_status_t *st);
+    /* Called on SIGHUP, after the runtime re-read its CURVE allow-list; may be NULL. */
+    px_code_t (*reload)(void *state, px_status_t *st);
 } px_service_def_t;
 
 /* Runs the service until SIGTERM/SIGINT. Returns the process exit code. */

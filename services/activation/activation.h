@@ -135,7 +135,10 @@ typedef struct {
     act_retention_t *retention; /* retention.c */
     act_pub_t *pub;             /* NULL when pub-endpoint is empty or could not be bound */
     act_replica_t *replica;     /* replica.c; NULL without read-db-url */
-    char person_readers[512];   /* callers allowed one person's records, comma-separated */
+    /* CURVE for the feed and the verifier's roster client (NULL: plaintext); the RPC server
+     * has the runtime's own, read from the same options. SIGHUP re-reads both lists. */
+    px_curve_t *curve;
+    char person_readers[512]; /* callers allowed one person's records, comma-separated */
     /* In the server's metrics registry (main.c's metrics hook); NULL until then, and a NULL
      * series takes updates as no-ops. */
     px_metrics_series_t *m_events_recorded;
@@ -196,8 +199,9 @@ typedef struct {
 #define ACT_PUB_HEARTBEAT_MIN_MS 100
 #define ACT_PUB_HEARTBEAT_MAX_MS 60000
 typedef struct {
-    size_t queue_max; /* ACT_PUB_QUEUE_MIN..ACT_PUB_QUEUE_MAX */
-    int heartbeat_ms; /* ACT_PUB_HEARTBEAT_MIN_MS..ACT_PUB_HEARTBEAT_MAX_MS */
+    size_t queue_max;  /* ACT_PUB_QUEUE_MIN..ACT_PUB_QUEUE_MAX */
+    int heartbeat_ms;  /* ACT_PUB_HEARTBEAT_MIN_MS..ACT_PUB_HEARTBEAT_MAX_MS */
+    px_curve_t *curve; /* borrowed, outlives the publisher; NULL: plaintext */
 } act_pub_opts_t;
 /* Binds endpoint and starts the thread, under a publisher id drawn at random (libsodium must
  * be initialised). NULL when it could not (st says why). */

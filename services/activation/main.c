@@ -123,6 +123,7 @@ static void s_state_destroy(void **state_p)
         act_retention_stop(&self->retention);
         act_pub_stop(&self->pub);
         act_replica_stop(&self->replica);
+        px_curve_destroy(&self->curve); /* after the feed and the verifier that used it */
         act_units_destroy(&self->units);
         act_campaigns_destroy(&self->campaigns);
         sodium_memzero(self->secret, sizeof self->secret);
@@ -149,7 +150,8 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
     void *state = self;
     self->log = log;
     self->verify_interval_ms = (int)interval;
-    if (s_secret_load(cfg, self->secret, st) != PX_OK) {
+    if (s_secret_load(cfg, self->secret, st) != PX_OK ||
+        px_curve_from_config(cfg, log, &self->curve, st) != PX_OK) {
         goto fail;
     }
     const char *readers = px_config_get(cfg, "person-readers");
@@ -188,7 +190,8 @@ static void *s_state_new(const px_config_t *cfg, px_db_t *db, px_log_t *log, px_
     }
     if (pub && *pub) {
         px_status_t pst;
-        act_pub_opts_t po = {.queue_max = (size_t)queue_max, .heartbeat_ms = (int)hb_ms};
+        act_pub_opts_t po = {
+            .queue_max = (size_t)queue_max, .heartbeat_ms = (int)hb_ms, .curve = self->curve};
         self->pub = act_pub_start(pub, px_config_get(cfg, "db-url"), &po, log, &pst);
         if (!self->pub) {
             px_log_emit(log, PX_LOG_WARN, "ACT-PUB-OFF", "count changes will not be published",
@@ -225,6 +228,13 @@ static px_code_t s_started(void *state, const px_config_t *cfg, px_status_t *st)
     }
     self->verifier = act_verifier_start(self, px_config_get(cfg, "db-url"), roster, st);
     return self->verifier ? PX_OK : st->code;
+}
+
+/* SIGHUP: the feed's allow-list (the runtime re-reads the server's). */
+static px_code_t s_reload(void *state, px_status_t *st)
+{
+    act_t *self = state;
+    return self->curve ? px_curve_reload(self->curve, st) : PX_OK;
 }
 
 /* The feed's drops are counted by the publisher (an atomic of its own): copied in at each
@@ -312,6 +322,7 @@ int main(int argc, char **argv)
         .state_destroy = s_state_destroy,
         .metrics = s_metrics,
         .started = s_started,
+        .reload = s_reload,
     };
     return px_service_main(&def, argc, argv);
 }

@@ -348,6 +348,10 @@ act_pub_t *act_pub_start(const char *endpoint, const char *db_url, const act_pub
         goto fail;
     }
     self->pub = zmq_socket(self->zctx, ZMQ_PUB);
+    if (self->pub && opts->curve &&
+        px_curve_server_setup(opts->curve, self->zctx, self->pub, st) != PX_OK) {
+        goto fail;
+    }
     int hwm = S_SNDHWM, linger = 0;
     if (!self->pub || zmq_setsockopt(self->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(self->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||

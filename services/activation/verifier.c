@@ -251,7 +251,8 @@ act_verifier_t *act_verifier_start(act_t *act, const char *db_url, const char *r
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
     self->db = px_db_new(db_url, act->log);
-    px_rpc_client_opts_t o = {.caller = "activation", .log = act->log};
+    px_rpc_client_opts_t o = {
+        .caller = "activation", .log = act->log, .curve = act->curve, .server_name = "roster"};
     self->roster = px_rpc_client_new(roster_endpoints, &o, st);
     if (!self->db || !self->roster) {
         if (!self->db) {

@@ -94,9 +94,9 @@ uint64_t px_logstream_seq_get(const unsigned char in[PX_LOGSTREAM_SEQ_SIZE])
     return seq;
 }
 
-void *px_logstream_socket(void *zctx, int type, int bind, px_status_t *st)
+void *px_logstream_socket(void *zctx, int type, int bind, px_curve_t *curve,
+                          const char *server_name, px_status_t *st)
 {
-    (void)bind; /* where transport security will tell server from client */
     void *sock = zmq_socket(zctx, type);
     if (!sock) {
         px_status_set(st, PX_INTERNAL, "log stream socket: %s", zmq_strerror(errno));
@@ -105,6 +105,12 @@ void *px_logstream_socket(void *zctx, int type, int bind, px_status_t *st)
     /* Closing never waits for lines nobody reads. */
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (curve &&
+        (bind ? px_curve_server_setup(curve, zctx, sock, st)
+              : px_curve_client_setup(curve, sock, server_name ? server_name : "", st)) != PX_OK) {
+        zmq_close(sock);
+        return NULL;
+    }
     return sock;
 }
 
@@ -399,7 +405,7 @@ px_logstream_t *px_logstream_new(const px_logstream_opts_t *opts, px_status_t *s
         px_status_set(st, PX_RESOURCE_EXHAUSTED, "log stream: out of resources");
         goto fail;
     }
-    self->pub = px_logstream_socket(self->zctx, ZMQ_PUB, 1, st);
+    self->pub = px_logstream_socket(self->zctx, ZMQ_PUB, 1, opts->curve, NULL, st);
     if (!self->pub) {
         goto fail;
     }
@@ -409,7 +415,7 @@ px_logstream_t *px_logstream_new(const px_logstream_opts_t *opts, px_status_t *s
         goto fail;
     }
     if (opts->history_endpoint && *opts->history_endpoint) {
-        self->router = px_logstream_socket(self->zctx, ZMQ_ROUTER, 1, st);
+        self->router = px_logstream_socket(self->zctx, ZMQ_ROUTER, 1, opts->curve, NULL, st);
         if (!self->router || !s_bind(self->router, opts->history_endpoint, self->history_endpoint,
                                      sizeof self->history_endpoint, st)) {
             goto fail;
@@ -498,7 +504,7 @@ const char *px_logstream_history_endpoint(const px_logstream_t *self)
 }
 
 px_code_t px_logstream_from_config(const px_config_t *cfg, const char *service, px_log_t *log,
-                                   px_logstream_t **out, px_status_t *st)
+                                   px_curve_t *curve, px_logstream_t **out, px_status_t *st)
 {
     *out = NULL;
     const char *ep = px_config_get(cfg, "log-endpoint");
@@ -516,6 +522,7 @@ px_code_t px_logstream_from_config(const px_config_t *cfg, const char *service, 
         .history_endpoint = px_config_get(cfg, "log-history-endpoint"),
         .history = (size_t)history,
         .hwm = (int)hwm,
+        .curve = curve,
     };
     px_logstream_t *self = px_logstream_new(&o, st);
     if (!self) {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "phuxanh/clock.h"
+#include "phuxanh/curve.h"
 #include "phuxanh/health/v1/health.pb-c.h"
 #include "rpc_internal.h"
 
@@ -61,6 +62,9 @@ typedef struct {
     void *sock;
     void *monitor;
     bool ready; /* handshake done, not disconnected since */
+    /* The last handshake failed for security (its key refused, or CURVE on one side only):
+     * calls fail at once instead of waiting for a connection that will not come. */
+    const char *refused;
     int in_flight;
 } endpoint_t;
 
@@ -77,6 +81,8 @@ struct px_rpc_client_t {
     char *idempotent[MAX_IDEMPOTENT];
     int nidempotent;
     uint64_t completions; /* calls completed so far: tells a poll round that timers finished some */
+    uint64_t refusals;    /* handshakes refused so far: waiting calls look again */
+    uint64_t refusals_seen;
 };
 
 /* ------------------------------------------------------------------ lists */
@@ -108,7 +114,7 @@ static void s_remove(px_rpc_call_t **arr, size_t *n, px_rpc_call_t *c)
 
 /* ------------------------------------------------------------------ lifecycle */
 
-static int s_endpoint_open(px_rpc_client_t *self, int i, const char *address)
+static int s_endpoint_open(px_rpc_client_t *self, int i, const char *address, px_status_t *st)
 {
     endpoint_t *ep = &self->eps[i];
     void *ctx = px__zmq_ctx();
@@ -129,8 +135,14 @@ static int s_endpoint_open(px_rpc_client_t *self, int i, const char *address)
     /* A fresh name each time: a freed client's monitor endpoint may linger a moment, and a
      * new client at the same address must not collide with it. */
     snprintf(mon, sizeof mon, "inproc://px-mon-%lu", px__unique_id());
-    if (zmq_socket_monitor(ep->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) !=
-        0) {
+    if (self->opts.curve &&
+        px_curve_client_setup(self->opts.curve, ep->sock, self->opts.server_name, st) != PX_OK) {
+        return -1;
+    }
+    if (zmq_socket_monitor(ep->sock, mon,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0) {
         return -1;
     }
     ep->monitor = zmq_socket(ctx, ZMQ_PAIR);
@@ -175,6 +187,12 @@ px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_op
     if (self->opts.backoff_max_ms <= 0) {
         self->opts.backoff_max_ms = 1000;
     }
+    if (self->opts.curve && (!self->opts.server_name || !*self->opts.server_name)) {
+        free(self);
+        free(list);
+        px_status_set(st, PX_INVALID_ARGUMENT, "server_name: needed with CURVE");
+        return NULL;
+    }
     if (self->opts.connect_wait_ms <= 0) {
         self->opts.connect_wait_ms = 1000;
     }
@@ -194,8 +212,12 @@ px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_op
             px_status_set(st, PX_INVALID_ARGUMENT, "endpoints: at most %d", MAX_ENDPOINTS);
             goto fail;
         }
-        if (s_endpoint_open(self, self->neps++, tok) != 0) {
-            px_status_set(st, PX_INVALID_ARGUMENT, "endpoint %.200s: %s", tok, zmq_strerror(errno));
+        px_status_clear(st);
+        if (s_endpoint_open(self, self->neps++, tok, st) != 0) {
+            if (st->code == PX_OK) {
+                px_status_set(st, PX_INVALID_ARGUMENT, "endpoint %.200s: %s", tok,
+                              zmq_strerror(errno));
+            }
             goto fail;
         }
     }
@@ -203,6 +225,7 @@ px_rpc_client_t *px_rpc_client_new(const char *endpoints, const px_rpc_client_op
         px_status_set(st, PX_INVALID_ARGUMENT, "endpoints: must name at least one endpoint");
         goto fail;
     }
+    self->opts.server_name = NULL; /* borrowed, and needed only above */
     if (opts && opts->caller) {
         self->opts.caller = strdup(opts->caller);
     }
@@ -402,6 +425,15 @@ static void s_try_send(px_rpc_client_t *self, px_rpc_call_t *c)
         self->eps[i].in_flight++;
         return;
     }
+    /* Every server refused our handshake: say so now; waiting would only end UNAVAILABLE. */
+    const char *refused = self->neps > 0 ? self->eps[0].refused : NULL;
+    for (int i = 1; i < self->neps && refused; i++) {
+        refused = self->eps[i].refused;
+    }
+    if (refused && !blocked) {
+        s_complete(self, c, PX_UNAUTHENTICATED, refused);
+        return;
+    }
     /* Nobody connected: wait for a handshake, up to connect_wait (and the deadline). */
     c->state = CALL_WAITING;
     if (c->wait_until_us == 0) {
@@ -597,6 +629,14 @@ static void s_read_monitor(px_rpc_client_t *self, int epi)
         zmq_msg_close(&addr);
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             ep->ready = true;
+            ep->refused = NULL;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            ep->refused = "the server refused this process's CURVE key (not in its allow-list)";
+            self->refusals++;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            ep->refused = "handshake failed: the server speaks another security mechanism, or "
+                          "another CURVE key than the allow-list gives for it";
+            self->refusals++;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             ep->ready = false;
             /* Replies that arrived before the connection closed are still in the socket's
@@ -626,7 +666,8 @@ static int64_t s_timers(px_rpc_client_t *self)
 {
     int64_t now = px_clock_us();
     int64_t next = 0;
-    bool any_ready = false;
+    bool any_ready = self->refusals != self->refusals_seen;
+    self->refusals_seen = self->refusals;
     for (int i = 0; i < self->neps; i++) {
         any_ready = any_ready || self->eps[i].ready;
     }

@@ -16,8 +16,14 @@
  * method when the method is one served here and "other" otherwise: a method
  * name is the caller's input, and must not grow the registry.
  *
+ * With CURVE, a caller is the name its key is listed under: the ZAP handler
+ * (curve.c) puts it on every message of the connection as the "User-Id"
+ * property, which the broker reads and passes to the worker in the meta frame
+ * it builds itself; nothing the client sends can reach that frame.
+ *
  * Frames between broker and worker:
- *   broker -> worker: [worker id] [client id] [meta: arrival us, part count] [header] [body]
+ *   broker -> worker: [worker id] [client id] [meta: arrival us, part count, user id]
+ *                     [header] [body]
  *   worker -> broker: [client id] [response header] [reply]   (also means "idle again")
  *   worker -> broker: ["R"] once at start (ready)
  *   broker -> worker: [worker id] ["S"] to stop
@@ -63,6 +69,7 @@ typedef struct {
     zmq_msg_t parts[MAX_PARTS];
     int nparts; /* as received, may exceed MAX_PARTS */
     int64_t arrived_us;
+    char user[PX_CURVE_NAME_MAX + 1]; /* the authenticated name (CURVE), or "" */
 } pending_t;
 
 typedef struct {
@@ -413,6 +420,26 @@ static px_code_t s_check_on_behalf(const px_rpc_server_t *server, const char *ca
     return PX_OK;
 }
 
+/* With CURVE: the call's authenticated name (user) against the x-caller it declares (may be
+ * ""). Fills msgbuf and returns the refusal's code, or OK. */
+static px_code_t s_check_identity(const char *declared, const char *user, char *msgbuf, size_t cap)
+{
+    if (!*user) {
+        /* Cannot happen with the ZAP handler running: every accepted key has a name. */
+        snprintf(msgbuf, cap, "no authenticated identity on this connection");
+        return PX_UNAUTHENTICATED;
+    }
+    if (*declared && strcmp(declared, user) != 0) {
+        char shown[PX_CURVE_NAME_MAX + 1];
+        px_utf8_copy(shown, sizeof shown,
+                     px_utf8_valid(declared, strlen(declared)) ? declared : "?");
+        snprintf(msgbuf, cap, "x-caller \"%s\" is not the caller's key, which is \"%s\"", shown,
+                 user);
+        return PX_PERMISSION_DENIED;
+    }
+    return PX_OK;
+}
+
 /* The method label of a call: its name when this server serves it, OTHER_METHOD otherwise. */
 static const char *s_method_label(const px_rpc_server_t *server, const char *method)
 {
@@ -441,8 +468,8 @@ static void s_count_call(px_rpc_server_t *server, const char *method, px_code_t 
 }
 
 /* Runs one call received by a worker. Every path answers exactly once. */
-static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2], zmq_msg_t *hdr_m,
-                          zmq_msg_t *body_m)
+static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2], const char *user,
+                          zmq_msg_t *hdr_m, zmq_msg_t *body_m)
 {
     px_rpc_server_t *server = w->server;
     int64_t start = px_clock_us();
@@ -524,6 +551,16 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     caller = px_md_get(w->md, PX_MD_CALLER);
     if (!caller) {
         caller = "";
+    }
+    if (server->opts.curve) {
+        /* The key decides who calls; a declared name may only repeat it. */
+        code = s_check_identity(caller, user, msgbuf, sizeof msgbuf);
+        caller = user;
+        if (code != PX_OK) {
+            msg = msgbuf;
+            goto reply;
+        }
+        px_md_set(w->md, PX_MD_CALLER, user); /* handlers reading the metadata see the same */
     }
     if (nparts != 2) {
         code = PX_INVALID_ARGUMENT;
@@ -731,14 +768,19 @@ static void *s_worker_main(void *arg)
         zmq_msg_init(&hdr);
         zmq_msg_init(&body);
         int ok = s_more(w.sock) && zmq_msg_recv(&meta, w.sock, 0) >= 0 &&
-                 zmq_msg_size(&meta) == 2 * sizeof(int64_t) && s_more(w.sock) &&
+                 zmq_msg_size(&meta) >= 2 * sizeof(int64_t) &&
+                 zmq_msg_size(&meta) <= 2 * sizeof(int64_t) + PX_CURVE_NAME_MAX && s_more(w.sock) &&
                  zmq_msg_recv(&hdr, w.sock, 0) >= 0 && s_more(w.sock) &&
                  zmq_msg_recv(&body, w.sock, 0) >= 0;
         s_recv_rest(w.sock);
         if (ok) {
             int64_t m[2];
+            char user[PX_CURVE_NAME_MAX + 1];
+            size_t ulen = zmq_msg_size(&meta) - sizeof m;
             memcpy(m, zmq_msg_data(&meta), sizeof m);
-            s_worker_call(&w, &client, m, &hdr, &body);
+            memcpy(user, (char *)zmq_msg_data(&meta) + sizeof m, ulen);
+            user[ulen] = '\0';
+            s_worker_call(&w, &client, m, user, &hdr, &body);
         }
         zmq_msg_close(&client);
         zmq_msg_close(&meta);
@@ -798,6 +840,11 @@ static int s_read_call(void *sock, pending_t *p)
         p->nparts++;
     }
     p->arrived_us = px_clock_us();
+    p->user[0] = '\0';
+    const char *user = p->nparts > 0 ? zmq_msg_gets(&p->parts[0], "User-Id") : NULL;
+    if (user && strlen(user) <= PX_CURVE_NAME_MAX) {
+        memcpy(p->user, user, strlen(user) + 1);
+    }
     return 0;
 }
 
@@ -840,9 +887,11 @@ static void s_dispatch(broker_t *b, pending_t *p)
     b->nidle--;
     zmq_msg_t *wid = &b->idle[b->nidle];
     int64_t meta[2] = {p->arrived_us, p->nparts};
+    size_t ulen = strlen(p->user);
     zmq_msg_t m;
-    zmq_msg_init_size(&m, sizeof meta);
+    zmq_msg_init_size(&m, sizeof meta + ulen);
     memcpy(zmq_msg_data(&m), meta, sizeof meta);
+    memcpy((char *)zmq_msg_data(&m) + sizeof meta, p->user, ulen);
     zmq_msg_send(wid, b->back, ZMQ_SNDMORE);
     zmq_msg_send(&p->client, b->back, ZMQ_SNDMORE);
     zmq_msg_send(&m, b->back, ZMQ_SNDMORE);
@@ -1043,6 +1092,14 @@ static px_code_t s_bind_front(px_rpc_server_t *self, px_status_t *st)
     zmq_setsockopt(self->frontend, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
     int linger = 0;
     zmq_setsockopt(self->frontend, ZMQ_LINGER, &linger, sizeof linger);
+    if (self->opts.curve) {
+        px_code_t c = px_curve_server_setup(self->opts.curve, px__zmq_ctx(), self->frontend, st);
+        if (c != PX_OK) {
+            zmq_close(self->frontend);
+            self->frontend = NULL;
+            return c;
+        }
+    }
     if (zmq_bind(self->frontend, ep) != 0) {
         px_code_t c = px_status_set(st, PX_UNAVAILABLE, "cannot bind %s: %s", self->endpoint_cfg,
                                     zmq_strerror(errno));
@@ -1139,6 +1196,7 @@ void px_rpc_block_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP); /* a reload, for the thread that sigwaits for it */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -1276,7 +1334,9 @@ px_rpc_client_t *px_rpc_ctx_peer(px_rpc_ctx_t *ctx, const char *name)
             if (!ctx->peer_clients[i]) {
                 px_status_t st;
                 px_rpc_client_opts_t o = {.log = ctx->log,
-                                          .caller = ctx->server->opts.service_name};
+                                          .caller = ctx->server->opts.service_name,
+                                          .curve = ctx->server->opts.curve,
+                                          .server_name = ctx->peer_names[i]};
                 ctx->peer_clients[i] = px_rpc_client_new(ctx->peer_endpoints[i], &o, &st);
             }
             return ctx->peer_clients[i];

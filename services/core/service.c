@@ -28,6 +28,7 @@ static const px_config_option_t s_common[] = {
     {"max-message", "PX_MAX_MESSAGE", "4194304", "largest request or reply in bytes"},
     {"drain-ms", "PX_DRAIN_MS", "5000", "how long a stop waits for calls in flight"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    PX_CURVE_CONFIG_OPTIONS,
     PX_LOGSTREAM_OPTIONS,
 };
 
@@ -76,20 +77,6 @@ static void s_notify(px_log_t *log, const char *state)
     }
 }
 
-/* Blocks until SIGINT or SIGTERM (blocked in every thread by px_rpc_block_signals). */
-static void s_wait_for_stop(px_log_t *log)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
-    }
-    px_log_emit(log, PX_LOG_INFO, "RPC-SIGNAL", "stop requested",
-                PX_LOG_FIELDS(PX_LI("signal", sig)));
-}
-
 /* Applies the service's migrations as the role of migrate_url when one is given (the owner of
  * the database: tables and their grants are made by it, see deploy/postgres/), else as the
  * role of db-url. The connection is closed afterwards, so nothing serves as the owner. */
@@ -123,6 +110,38 @@ static int s_fail(px_log_t *log, const char *event, const px_status_t *st)
     return 1;
 }
 
+/* Blocks until SIGINT or SIGTERM (blocked in every thread by px_rpc_block_signals, with
+ * SIGHUP). */
+static void s_wait_for_stop(const px_service_def_t *def, px_curve_t *curve, void *state,
+                            px_log_t *log)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            px_log_emit(log, PX_LOG_INFO, "RPC-SIGNAL", "stop requested",
+                        PX_LOG_FIELDS(PX_LI("signal", sig)));
+            return;
+        }
+        /* SIGHUP: the CURVE allow-list again (a bad file keeps the old one), and whatever the
+         * service reloads. */
+        px_status_t st;
+        if (curve) {
+            px_curve_reload(curve, &st); /* logs its outcome */
+        }
+        if (def->reload && def->reload(state, &st) != PX_OK) {
+            s_fail(log, "SVC-RELOAD", &st);
+        }
+    }
+}
+
 int px_service_main(const px_service_def_t *def, int argc, char **argv)
 {
     int rc = 1;
@@ -136,6 +155,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     px_db_t *db = NULL;
     void *state = NULL;
     px_rpc_server_t *server = NULL;
+    px_curve_t *curve = NULL;
 
     px_rpc_block_signals();
     px_config_option_t *opts = s_options(def, owned, &nowned);
@@ -168,7 +188,12 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         s_fail(log, "SVC-CONFIG", &st);
         goto done;
     }
-    if (px_logstream_from_config(cfg, def->name, log, &logstream, &st) != PX_OK) {
+    if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
+        rc = 2;
+        s_fail(log, "SVC-CURVE", &st);
+        goto done;
+    }
+    if (px_logstream_from_config(cfg, def->name, log, curve, &logstream, &st) != PX_OK) {
         rc = st.code == PX_INVALID_ARGUMENT ? 2 : 1;
         s_fail(log, "SVC-LOG-STREAM", &st);
         goto done;
@@ -212,6 +237,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
         .on_behalf_callers =
             def->on_behalf_option ? px_config_get(cfg, def->on_behalf_option) : NULL,
         .log = log,
+        .curve = curve,
     };
     server = px_rpc_server_new(&so, &st);
     if (!server) {
@@ -247,7 +273,7 @@ int px_service_main(const px_service_def_t *def, int argc, char **argv)
     printf("READY %s\n", px_rpc_server_endpoint(server));
     fflush(stdout);
     s_notify(log, "READY=1");
-    s_wait_for_stop(log);
+    s_wait_for_stop(def, curve, state, log);
     /* Said before the drain, so the manager knows the wait that follows is a stop. */
     s_notify(log, "STOPPING=1");
     px_rpc_server_stop(server);
@@ -261,6 +287,7 @@ done:
     px_rpc_shutdown(2000);
     px_db_destroy(&db);
     px_logstream_destroy(&logstream); /* last, so that the lines of the stop are published */
+    px_curve_destroy(&curve);         /* after every socket that used its ZAP handlers */
     px_log_destroy(&log);
     px_config_destroy(&cfg);
     for (size_t i = 0; i < nowned; i++) {

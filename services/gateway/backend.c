@@ -526,7 +526,9 @@ static int s_worker_init(gw_backend_t *be, s_worker_t *w, int index, px_status_t
         px_rpc_client_opts_t co = {.caller = "gateway",
                                    .connect_wait_ms = CONNECT_WAIT_MS,
                                    .max_attempts = ATTEMPTS,
-                                   .log = be->opts.log};
+                                   .log = be->opts.log,
+                                   .curve = be->opts.curve,
+                                   .server_name = gw_svc_name((gw_svc_t)s)};
         w->clients[s] = px_rpc_client_new(eps, &co, st);
         if (!w->clients[s]) {
             return -1;

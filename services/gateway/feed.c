@@ -267,7 +267,15 @@ static void *s_thread(void *arg)
         zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
         zmq_connect(mon, mon_addr);
     }
-    char *eps = strdup(self->opts.endpoints);
+    px_status_t st;
+    const char *endpoints = self->opts.endpoints;
+    if (self->opts.curve &&
+        px_curve_client_setup(self->opts.curve, sub, "activation", &st) != PX_OK) {
+        /* Logged and left unconnected: plaintext to a CURVE feed would only be refused. */
+        px_log_emit(self->opts.log, PX_LOG_ERROR, "GW-FEED-CURVE", st.message, NULL);
+        endpoints = "";
+    }
+    char *eps = strdup(endpoints);
     char *save = NULL;
     for (char *ep = eps ? strtok_r(eps, ",", &save) : NULL; ep; ep = strtok_r(NULL, ",", &save)) {
         if (zmq_connect(sub, ep) != 0) {

@@ -175,6 +175,7 @@ typedef struct {
     int probe_down_ms;                   /* ... while it is down */
     gw_stats_t *stats;                   /* failed calls are counted here; may be NULL */
     px_log_t *log;
+    px_curve_t *curve; /* borrowed, outlives the backend; NULL: plaintext */
 } gw_backend_opts_t;
 
 gw_backend_t *gw_backend_new(const gw_backend_opts_t *opts, px_status_t *st);
@@ -365,6 +366,7 @@ typedef struct {
     gw_feed_change_fn on_change;
     void *on_change_ctx;
     px_log_t *log;
+    px_curve_t *curve; /* borrowed, outlives the feed; NULL: plaintext */
 } gw_feed_opts_t;
 
 /* One event of the ring. */

@@ -80,6 +80,7 @@ static const px_config_option_t s_options[] = {
     {"webhooks-give-up-ms", "PX_WEBHOOKS_GIVE_UP_MS", "86400000",
      "no try starts this long after a delivery was made (or replayed)"},
     {"log-level", "PX_LOG_LEVEL", "info", "debug, info, warn or error"},
+    PX_CURVE_CONFIG_OPTIONS,
     PX_LOGSTREAM_OPTIONS,
     {NULL, NULL, NULL, NULL},
 };
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
     px_status_t st;
     px_config_t *cfg = NULL;
     px_log_t *log = NULL;
+    px_curve_t *curve = NULL;
     px_logstream_t *logstream = NULL;
     gw_http_t *http = NULL;
     gw_t gw;
@@ -221,7 +223,12 @@ int main(int argc, char **argv)
     }
     log = px_log_new("gateway", level, 2);
     gw.log = log;
-    if (px_logstream_from_config(cfg, "gateway", log, &logstream, &st) != PX_OK) {
+    if (px_curve_from_config(cfg, log, &curve, &st) != PX_OK) {
+        px_log_emit(log, PX_LOG_ERROR, "GW-CONFIG", st.message, NULL);
+        rc = 2;
+        goto done;
+    }
+    if (px_logstream_from_config(cfg, "gateway", log, curve, &logstream, &st) != PX_OK) {
         px_log_emit(log, PX_LOG_ERROR, "GW-LOG-STREAM", st.message, NULL);
         rc = st.code == PX_INVALID_ARGUMENT ? 2 : 1;
         goto done;
@@ -290,6 +297,7 @@ int main(int argc, char **argv)
         .threads = (int)backend_threads,
         .stats = gw.stats,
         .log = log,
+        .curve = curve,
     };
     gw.backend = gw.progress && gw.stats ? gw_backend_new(&bo, &st) : NULL;
     if (!gw.backend) {
@@ -335,6 +343,7 @@ int main(int argc, char **argv)
         .on_change = gw.webhooks ? gw_webhooks_on_change : NULL,
         .on_change_ctx = gw.webhooks,
         .log = log,
+        .curve = curve,
     };
     gw.feed = gw_feed_new(&fo, &st);
     if (!gw.feed) {
@@ -377,6 +386,9 @@ int main(int argc, char **argv)
                 px_log_emit(log, PX_LOG_ERROR, "GW-WEBHOOKS-RELOAD",
                             "subscribers file refused; the old subscribers stay",
                             PX_LOG_FIELDS(PX_LS("detail", st.message)));
+            }
+            if (curve) {
+                px_curve_reload(curve, &st); /* logs its outcome */
             }
             if (gw_auth_reload(gw.auth, &st) == PX_OK) {
                 px_log_emit(log, PX_LOG_INFO, "GW-TOKENS-RELOAD", "tokens reloaded",
@@ -422,6 +434,7 @@ done:
         px_log_emit(log, PX_LOG_INFO, "GW-STOP", "stopped", NULL);
     }
     px_logstream_destroy(&logstream); /* after the last line, which it still publishes */
+    px_curve_destroy(&curve);         /* after every socket that used it */
     px_log_destroy(&log);
     px_config_destroy(&cfg);
     return rc;

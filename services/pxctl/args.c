@@ -44,6 +44,9 @@ static const px_config_option_t s_feed[] = {
     {"activation-feed", "PX_ACTIVATION_FEED", "tcp://127.0.0.1:7103",
      "the activation service's PUB endpoints (its pub-endpoint), comma separated"},
 };
+/* For whatever reaches the services or the feed: pxctl's own key pair ("pxctl" in the
+ * services' allow-lists) and where it finds theirs. */
+static const px_config_option_t s_curve[] = {PX_CURVE_CONFIG_OPTIONS};
 static const px_config_option_t s_gateway[] = {
     {"gateway-url", "PX_GATEWAY_URL", NULL,
      "the gateway's base URL (http://127.0.0.1:8080); unset: the gateway is not asked"},
@@ -136,6 +139,9 @@ bool pxctl_args_parse(const pxctl_command_t *cmd, int argc, char **argv, pxctl_a
     }
     if (cmd->common & PXCTL_COMMON_FEED) {
         fits = fits && s_add(args->table, &n, s_feed, sizeof s_feed / sizeof *s_feed);
+    }
+    if (cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED | PXCTL_COMMON_CURVE)) {
+        fits = fits && s_add(args->table, &n, s_curve, sizeof s_curve / sizeof *s_curve);
     }
     if (cmd->common & PXCTL_COMMON_GATEWAY) {
         fits = fits && s_add(args->table, &n, s_gateway, sizeof s_gateway / sizeof *s_gateway);
@@ -268,6 +274,11 @@ bool pxctl_args_parse(const pxctl_command_t *cmd, int argc, char **argv, pxctl_a
             goto done;
         }
     }
+    if ((cmd->common & (PXCTL_COMMON_SERVICES | PXCTL_COMMON_FEED | PXCTL_COMMON_CURVE)) &&
+        px_curve_from_config(args->cfg, NULL, &args->curve, &st) != PX_OK) {
+        pxctl_err(cmd->name, "%s", st.message);
+        goto done;
+    }
     ok = true;
     *rc = PXCTL_EXIT_FAILED; /* the command's own default: a failure until it says done */
 
@@ -281,6 +292,7 @@ done:
 
 void pxctl_args_free(pxctl_args_t *args)
 {
+    px_curve_destroy(&args->curve);
     px_config_destroy(&args->cfg);
     for (size_t i = 0; i < args->nowned; i++) {
         free(args->owned[i]);

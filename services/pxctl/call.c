@@ -241,7 +241,7 @@ int pxctl_call_main(int argc, char **argv)
 
     char path[CALL_PATH_MAX];
     snprintf(path, sizeof path, "/%s/%s", owner->name, m->name);
-    client = pxctl_client_new(args.cfg, svc, NULL, 0, s_cmd.name);
+    client = pxctl_client_new(args.cfg, args.curve, svc, NULL, 0, s_cmd.name);
     if (!client) {
         rc = PXCTL_EXIT_USAGE;
         goto done;

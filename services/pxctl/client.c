@@ -38,15 +38,19 @@ int pxctl_exit_for(px_code_t code)
                                     : PXCTL_EXIT_FAILED;
 }
 
-px_rpc_client_t *pxctl_client_new(const px_config_t *cfg, const pxctl_service_t *svc,
-                                  const char *endpoints, int max_attempts, const char *cmd_name)
+px_rpc_client_t *pxctl_client_new(const px_config_t *cfg, px_curve_t *curve,
+                                  const pxctl_service_t *svc, const char *endpoints,
+                                  int max_attempts, const char *cmd_name)
 {
     const char *eps = endpoints ? endpoints : px_config_get(cfg, svc->option);
     if (!eps || !*eps) {
         pxctl_err(cmd_name, "--%s: no endpoint for the %s service", svc->option, svc->name);
         return NULL;
     }
-    px_rpc_client_opts_t o = {.caller = PXCTL_CALLER, .max_attempts = max_attempts};
+    px_rpc_client_opts_t o = {.caller = PXCTL_CALLER,
+                              .max_attempts = max_attempts,
+                              .curve = curve,
+                              .server_name = svc->name};
     px_status_t st;
     px_rpc_client_t *client = px_rpc_client_new(eps, &o, &st);
     if (!client) {

@@ -193,14 +193,14 @@ static int s_load_csv(const char *dir, s_world_t *w)
 }
 
 /* The weekend's assignments, from the roster; none when it cannot answer. */
-static void s_load_volunteers(const px_config_t *cfg, s_world_t *w)
+static void s_load_volunteers(const px_config_t *cfg, px_curve_t *curve, s_world_t *w)
 {
     const char *eps = px_config_get(cfg, "roster-endpoints");
     if (!eps || !*eps) {
         return;
     }
     px_rpc_client_t *roster =
-        pxctl_client_new(cfg, &pxctl_services[PXCTL_SVC_ROSTER], NULL, 0, s_cmd.name);
+        pxctl_client_new(cfg, curve, &pxctl_services[PXCTL_SVC_ROSTER], NULL, 0, s_cmd.name);
     if (!roster) {
         fprintf(stderr, "demo: no roster client: events without volunteers\n");
         return;
@@ -434,13 +434,14 @@ static int s_events(int argc, char **argv)
         pxctl_err(s_cmd.name, "no targets for %s under %s", S_CAMPAIGN, dir);
         goto done;
     }
-    s_load_volunteers(args.cfg, w);
+    s_load_volunteers(args.cfg, args.curve, w);
     size_t n = 0;
     for (long i = 0; i < citizens; i++) {
         n += (size_t)s_citizen((uint64_t)seed, (int)i, w, &ev[n]);
     }
     qsort(ev, n, sizeof *ev, s_event_cmp);
-    act = pxctl_client_new(args.cfg, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0, s_cmd.name);
+    act = pxctl_client_new(args.cfg, args.curve, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0,
+                           s_cmd.name);
     if (!act) {
         rc = PXCTL_EXIT_USAGE;
         goto done;

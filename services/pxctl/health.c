@@ -59,7 +59,7 @@ typedef struct {
     int exit; /* this row's share of the exit status */
 } s_row_t;
 
-static void s_check_endpoint(const px_config_t *cfg, const pxctl_service_t *svc,
+static void s_check_endpoint(const px_config_t *cfg, px_curve_t *curve, const pxctl_service_t *svc,
                              const char *endpoint, s_row_t *row)
 {
     row->service = svc->name;
@@ -68,7 +68,7 @@ static void s_check_endpoint(const px_config_t *cfg, const pxctl_service_t *svc,
     int64_t t0 = px_clock_us();
     /* One try: a check says how the endpoint is now (down: within the client's connect wait,
      * a second), not whether it comes back while retried. */
-    px_rpc_client_t *client = pxctl_client_new(cfg, svc, endpoint, 1, s_cmd.name);
+    px_rpc_client_t *client = pxctl_client_new(cfg, curve, svc, endpoint, 1, s_cmd.name);
     if (!client) {
         snprintf(row->status, sizeof row->status, "UNAVAILABLE");
         snprintf(row->detail, sizeof row->detail, "bad endpoint");
@@ -290,7 +290,7 @@ int pxctl_health_main(int argc, char **argv)
              ep = strtok_r(NULL, ",", &save)) {
             ep += strspn(ep, " ");
             if (*ep) {
-                s_check_endpoint(args.cfg, svc, ep, &rows[n++]);
+                s_check_endpoint(args.cfg, args.curve, svc, ep, &rows[n++]);
             }
         }
         free(copy);

@@ -911,14 +911,15 @@ int pxctl_import_main(int argc, char **argv)
         pxctl_err(s_cmd.name, "out of memory");
         goto done;
     }
-    if (roster && !(im.roster = pxctl_client_new(args.cfg, &pxctl_services[PXCTL_SVC_ROSTER], NULL,
-                                                 0, s_cmd.name))) {
+    if (roster &&
+        !(im.roster = pxctl_client_new(args.cfg, args.curve, &pxctl_services[PXCTL_SVC_ROSTER],
+                                       NULL, 0, s_cmd.name))) {
         rc = PXCTL_EXIT_USAGE;
         goto done;
     }
     if (im.have[K_TARGETS] &&
-        !(im.activation = pxctl_client_new(args.cfg, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0,
-                                           s_cmd.name))) {
+        !(im.activation = pxctl_client_new(
+              args.cfg, args.curve, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0, s_cmd.name))) {
         rc = PXCTL_EXIT_USAGE;
         goto done;
     }

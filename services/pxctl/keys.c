@@ -15,25 +15,17 @@
  * line "<public key> <name>" is printed, for the operator to add to the
  * allow-lists of the servers NAME talks to.
  *
- * Kept small and self-contained on purpose: the runtime's CURVE support may bring
- * its own key files, and then this command becomes a call of it.
+ * The files are written by the runtime (px_curve_keys_gen, services/core/curve.c),
+ * which also reads them: this command is the operator's way to call it.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-#include <zmq.h>
+
+#include "phuxanh/curve.h"
 
 #include "keys.h"
 #include "pxctl.h"
-
-/* A Z85 key is 40 characters (32 bytes), and zmq_curve_keypair writes a NUL after it. */
-#define KEYS_Z85_LEN 41
-/* Names become file names and the allow-list's names of processes. */
-#define KEYS_NAME_MAX 64
 
 static const pxctl_option_t s_gen_options[] = {
     {{"dir", "PX_KEYS_DIR", ".", "the directory to write the two files in (made if missing)"},
@@ -58,144 +50,39 @@ static const pxctl_command_t s_gen_cmd = {
     .max_args = 1,
 };
 
-static bool s_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > KEYS_NAME_MAX || s[0] == '.') {
-        return false;
-    }
-    for (; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              strchr("._-", *s))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Writes text to path with mode, through a temporary file: linked into place (failing if
- * path exists) or, with force, renamed over it. -1 with the reason printed. */
-static int s_put(const char *path, const char *text, mode_t mode, bool force)
-{
-    int rc = -1;
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-        pxctl_err(s_gen_cmd.name, "out of memory");
-        return -1;
-    }
-    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 600 until chmod: the secret is never readable */
-    if (fd < 0) {
-        pxctl_err(s_gen_cmd.name, "%s: %s", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    if (pxctl_write_all(fd, text, strlen(text)) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-        pxctl_err(s_gen_cmd.name, "%s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (force ? rename(tmp, path) != 0 : link(tmp, path) != 0) {
-        pxctl_err(s_gen_cmd.name, "%s: %s%s", path, strerror(errno),
-                  errno == EEXIST ? " (--force replaces it)" : "");
-        goto done;
-    }
-    rc = 0;
-done:
-    close(fd);
-    if (rc != 0 || !force) {
-        unlink(tmp); /* after link: the name in place stays */
-    }
-    free(tmp);
-    return rc;
-}
-
 static int s_gen(int argc, char **argv)
 {
     pxctl_args_t args;
     int rc = PXCTL_EXIT_FAILED;
-    char pub[KEYS_Z85_LEN], sec[KEYS_Z85_LEN];
-    char *pub_path = NULL, *sec_path = NULL, *pub_text = NULL, *sec_text = NULL;
+    char pub[PX_CURVE_KEY_BUF];
+    px_status_t st;
     if (!pxctl_args_parse(&s_gen_cmd, argc, argv, &args, &rc)) {
         return rc;
     }
     const char *name = args.pos[0];
     const char *dir = px_config_get(args.cfg, "dir");
-    bool force = pxctl_on(args.cfg, "force");
-    if (!s_name_ok(name)) {
+    if (!px_curve_name_ok(name)) {
         pxctl_err(s_gen_cmd.name, "NAME: 1 to %d of A-Z a-z 0-9 . _ - (not starting with '.')",
-                  KEYS_NAME_MAX);
+                  PX_CURVE_NAME_MAX);
         rc = PXCTL_EXIT_USAGE;
-        goto done;
-    }
-    if (!zmq_has("curve")) {
-        pxctl_err(s_gen_cmd.name, "this libzmq was built without CURVE");
-        goto done;
-    }
-    if (zmq_curve_keypair(pub, sec) != 0) {
-        pxctl_err(s_gen_cmd.name, "zmq_curve_keypair: %s", zmq_strerror(zmq_errno()));
-        goto done;
-    }
-    char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-    if (asprintf(&pub_path, "%s/%s", dir, name) < 0 ||
-        asprintf(&sec_path, "%s/%s_secret", dir, name) < 0 ||
-        asprintf(&pub_text,
-                 "#   ****  Generated on %s by pxctl keys gen  ****\n"
-                 "#   ZeroMQ CURVE Public Certificate of %s\n"
-                 "#   Copy it into the allow-lists of the servers %s talks to.\n"
-                 "\n"
-                 "metadata\n"
-                 "    name = \"%s\"\n"
-                 "curve\n"
-                 "    public-key = \"%s\"\n",
-                 when, name, name, name, pub) < 0 ||
-        asprintf(&sec_text,
-                 "#   ****  Generated on %s by pxctl keys gen  ****\n"
-                 "#   ZeroMQ CURVE **Secret** Certificate of %s\n"
-                 "#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n"
-                 "\n"
-                 "metadata\n"
-                 "    name = \"%s\"\n"
-                 "curve\n"
-                 "    public-key = \"%s\"\n"
-                 "    secret-key = \"%s\"\n",
-                 when, name, name, pub, sec) < 0) {
-        pxctl_err(s_gen_cmd.name, "out of memory");
         goto done;
     }
     if (pxctl_mkdirs(dir, 0755) != 0) {
         pxctl_err(s_gen_cmd.name, "%s: %s", dir, strerror(errno));
         goto done;
     }
-    /* The secret first: a public key whose secret was never written would be trusted for
-     * nothing, while the other way round the pair is usable once the public file is made. */
-    if (s_put(sec_path, sec_text, 0600, force) != 0) {
-        goto done;
-    }
-    if (s_put(pub_path, pub_text, 0644, force) != 0) {
-        if (!force) {
-            unlink(sec_path); /* no half pair: a secret alone is useless and confusing */
-        }
+    if (px_curve_keys_gen(dir, name, pxctl_on(args.cfg, "force"), pub, &st) != PX_OK) {
+        pxctl_err(s_gen_cmd.name, "%s", st.message);
         goto done;
     }
     printf("%s %s\n", pub, name); /* an allow-list line */
     fflush(stdout);
     if (isatty(1)) {
-        fprintf(stderr, "pxctl keys: %s (public) and %s (secret, mode 600) written\n", pub_path,
-                sec_path);
+        fprintf(stderr, "pxctl keys: %s/%s (public) and %s/%s_secret (secret, mode 600) written\n",
+                dir, name, dir, name);
     }
     rc = PXCTL_EXIT_OK;
-
 done:
-    explicit_bzero(sec, sizeof sec);
-    if (sec_text) {
-        explicit_bzero(sec_text, strlen(sec_text));
-    }
-    free(sec_text);
-    free(pub_text);
-    free(sec_path);
-    free(pub_path);
     pxctl_args_free(&args);
     return rc;
 }

@@ -108,7 +108,7 @@ static const pxctl_command_t s_cmd = {
                "  pxctl logs -f --request-id 4bf92f3577b34da6 --service gateway,activation\n"
                "  pxctl logs --since 1h | jq -r 'select(.event == \"RPC-CALL\") | .method'",
     .options = s_options,
-    .common = 0,
+    .common = PXCTL_COMMON_CURVE,
     .min_args = 0,
     .max_args = 0,
 };
@@ -146,6 +146,7 @@ typedef enum { S_TEXT, S_JSON } s_format_t;
 
 typedef struct {
     const px_config_t *cfg;
+    px_curve_t *curve; /* NULL: plaintext; with it each stream's key is found by its NAME */
     s_source_t src[LOGS_MAX_SOURCES];
     int nsrc;
     void *zctx;
@@ -628,9 +629,10 @@ static bool s_hist_ask(s_ctx_t *c, s_hist_t *h, int src, uint64_t after)
 {
     px_status_t st;
     if (!h->req) {
-        h->req = px_logstream_socket(c->zctx, ZMQ_REQ, 0, &st);
+        h->req = px_logstream_socket(c->zctx, ZMQ_REQ, 0, c->curve, c->src[src].name, &st);
         if (!h->req || zmq_connect(h->req, c->src[src].hist) != 0) {
-            pxctl_err(s_cmd.name, "%s: cannot connect to %s", c->src[src].name, c->src[src].hist);
+            pxctl_err(s_cmd.name, "%s: cannot connect to %s%s%s", c->src[src].name,
+                      c->src[src].hist, h->req ? "" : ": ", h->req ? "" : st.message);
             return false;
         }
     }
@@ -948,10 +950,24 @@ int pxctl_logs_main(int argc, char **argv)
         goto done;
     }
     c->cfg = args.cfg;
+    c->curve = args.curve;
     rc = PXCTL_EXIT_USAGE;
     const char *eps = px_config_get(args.cfg, "log-endpoints");
     if (!s_parse_endpoints(c, eps ? eps : LOGS_DEFAULT_ENDPOINTS)) {
         goto done;
+    }
+    for (int i = 0; c->curve && i < c->nsrc; i++) {
+        if (!c->src[i].named) {
+            /* The allow-list gives each process's key under its name. */
+            pxctl_err(s_cmd.name, "--log-endpoints: with CURVE, name each process (NAME=%s)",
+                      c->src[i].pub);
+            goto done;
+        }
+        if (!px_curve_knows(c->curve, c->src[i].name)) {
+            pxctl_err(s_cmd.name, "--log-endpoints: the allow-list has no key named \"%s\"",
+                      c->src[i].name);
+            goto done;
+        }
     }
     const char *svcs = px_config_get(args.cfg, "service");
     for (const char *p = svcs; p && *p;) {
@@ -1015,7 +1031,12 @@ int pxctl_logs_main(int argc, char **argv)
     /* Subscribed before the history is asked, so that nothing falls between the two. */
     for (int i = 0; follow && i < c->nsrc; i++) {
         px_status_t st;
-        c->src[i].sub = px_logstream_socket(c->zctx, ZMQ_SUB, 0, &st);
+        c->src[i].sub = px_logstream_socket(c->zctx, ZMQ_SUB, 0, c->curve, c->src[i].name, &st);
+        if (!c->src[i].sub) {
+            pxctl_err(s_cmd.name, "%s: %s", c->src[i].name, st.message);
+            rc = PXCTL_EXIT_USAGE;
+            goto done;
+        }
         int hwm = (int)c->hwm;
         if (!c->src[i].sub || zmq_setsockopt(c->src[i].sub, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
             zmq_setsockopt(c->src[i].sub, ZMQ_SUBSCRIBE, "", 0) != 0 ||

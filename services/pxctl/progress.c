@@ -99,6 +99,7 @@ typedef enum { S_TABLE, S_CSV, S_JSON } s_format_t;
 
 typedef struct {
     const px_config_t *cfg;
+    px_curve_t *curve; /* NULL: plaintext */
     px_rpc_client_t *roster, *activation;
     char campaign[PROGRESS_ID_MAX];
     char unit[PROGRESS_ID_MAX];
@@ -120,8 +121,8 @@ static void s_on_signal(int sig)
 static int s_roster(s_ctx_t *c)
 {
     if (!c->roster) {
-        c->roster =
-            pxctl_client_new(c->cfg, &pxctl_services[PXCTL_SVC_ROSTER], NULL, 0, s_cmd.name);
+        c->roster = pxctl_client_new(c->cfg, c->curve, &pxctl_services[PXCTL_SVC_ROSTER], NULL, 0,
+                                     s_cmd.name);
     }
     return c->roster ? PXCTL_EXIT_OK : PXCTL_EXIT_USAGE;
 }
@@ -459,6 +460,12 @@ static int s_watch(s_ctx_t *c, int64_t refresh_s)
     zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topic, strlen(topic));
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "hb", 2);
+    px_status_t st;
+    if (c->curve && px_curve_client_setup(c->curve, sub, "activation", &st) != PX_OK) {
+        pxctl_err(s_cmd.name, "the feed: %s", st.message);
+        rc = PXCTL_EXIT_USAGE;
+        goto done;
+    }
     const char *feed = px_config_get(c->cfg, "activation-feed");
     eps = strdup(feed ? feed : "");
     char *save = NULL;
@@ -544,6 +551,7 @@ int pxctl_progress_main(int argc, char **argv)
         return rc;
     }
     c.cfg = args.cfg;
+    c.curve = args.curve;
     bool csv = pxctl_on(args.cfg, "csv"), json = pxctl_on(args.cfg, "json");
     int64_t refresh_s = 30;
     if (csv && json) {
@@ -562,8 +570,8 @@ int pxctl_progress_main(int argc, char **argv)
     if ((rc = s_resolve(&c)) != PXCTL_EXIT_OK) {
         goto done;
     }
-    c.activation =
-        pxctl_client_new(args.cfg, &pxctl_services[PXCTL_SVC_ACTIVATION], NULL, 0, s_cmd.name);
+    c.activation = pxctl_client_new(args.cfg, args.curve, &pxctl_services[PXCTL_SVC_ACTIVATION],
+                                    NULL, 0, s_cmd.name);
     if (!c.activation) {
         rc = PXCTL_EXIT_USAGE;
         goto done;

@@ -62,6 +62,7 @@ typedef struct {
 #define PXCTL_COMMON_SERVICES 1u /* roster-endpoints, activation-endpoints, as, timeout-ms */
 #define PXCTL_COMMON_FEED 2u     /* activation-feed */
 #define PXCTL_COMMON_GATEWAY 4u  /* gateway-url */
+#define PXCTL_COMMON_CURVE 8u    /* curve-secret-key, curve-allow (with SERVICES or FEED too) */
 
 typedef struct {
     const char *name;     /* "call", "tokens add": as typed after pxctl */
@@ -77,6 +78,9 @@ typedef struct {
     px_config_t *cfg;
     char **pos; /* the positional arguments (borrowed from argv) */
     int npos;
+    /* CURVE (curve-secret-key, curve-allow) for commands that reach the services; NULL:
+     * plaintext. Owned. */
+    px_curve_t *curve;
     /* owned, for cfg's lifetime */
     px_config_option_t *table;
     char **owned;
@@ -123,8 +127,9 @@ const pxctl_service_t *pxctl_service_find(const char *name);
 /* A client for a service (caller PXCTL_CALLER), on its configured endpoints or on `endpoints`
  * when not NULL, trying an idempotent call at most max_attempts times (0: the client's
  * default). NULL with the reason printed. */
-px_rpc_client_t *pxctl_client_new(const px_config_t *cfg, const pxctl_service_t *svc,
-                                  const char *endpoints, int max_attempts, const char *cmd_name);
+px_rpc_client_t *pxctl_client_new(const px_config_t *cfg, px_curve_t *curve,
+                                  const pxctl_service_t *svc, const char *endpoints,
+                                  int max_attempts, const char *cmd_name);
 
 /* The metadata of one call: x-on-behalf-of (--as) and a fresh x-request-id, copied into
  * request_id (33 bytes) so that a failure can name it. NULL when out of memory. */

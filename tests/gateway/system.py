@@ -11,6 +11,10 @@ databases. Tests in Python import it; tests in other languages run under it:
 
 which exports PX_GW_URL, PX_GW_TOKEN_<ROLE>, PX_GW_ADMIN_TOKEN..., the pids, and the paths
 of the logs, then stops everything when the command ends (its exit status is ours).
+
+The system runs under CURVE (docs/PROTOCOL.md) unless System(curve=False): a key pair per
+process name, made with pxctl keys gen in the system's directory (keys/), and one allow-list
+listing them all; env() gives pxctl its own key.
 """
 import argparse
 import hashlib
@@ -41,6 +45,8 @@ TOKENS = {
     "bulk": ("viewer", "rate=1000000 burst=1000000"),
 }
 CAMPAIGN = "tn-cuoi-tuan-2023"
+# The names (and x-callers) of the processes that speak to the services: each has a key pair.
+CURVE_NAMES = ("roster", "activation", "gateway", "pxctl")
 
 
 def free_port():
@@ -70,7 +76,8 @@ def db_url(name):
 
 class System:
     def __init__(self, build=None, name="gw", feed_heartbeat_ms=300, gateway_args=(),
-                 log_level="info", gateway_env=None, log_streams=False, log_env=None):
+                 log_level="info", gateway_env=None, log_streams=False, log_env=None,
+                 curve=True):
         self.build = build or os.environ.get("PX_BIN_DIR") or os.path.join(ROOT, "build")
         self.dir = tempfile.mkdtemp(prefix="px-gw-test-")
         tag = "%s_%d_%s" % (name, os.getpid(), secrets.token_hex(3))
@@ -89,6 +96,9 @@ class System:
         self.extra_tokens = {}  # name -> (role, the rest of its line), see add_token
         self.tokens_file = os.path.join(self.dir, "tokens")
         self.secret = secrets.token_hex(32)
+        self.curve = curve
+        self.keys_dir = os.path.join(self.dir, "keys")
+        self.allow_file = os.path.join(self.keys_dir, "allow")
         # With log_streams every process publishes its log lines (log-endpoint, docs/LOGS.md)
         # and env() tells pxctl where (PX_LOG_ENDPOINTS); log_env: more PX_LOG_* settings.
         self.log_streams = log_streams
@@ -122,6 +132,28 @@ class System:
         self.procs[name] = p
         return p
 
+    def make_keys(self):
+        """A key pair per name of CURVE_NAMES and the allow-list of them all (once)."""
+        if not self.curve or os.path.exists(self.allow_file):
+            return
+        lines = ["# every process of this test system"]
+        for name in CURVE_NAMES:
+            out = subprocess.run([self.bin("services/pxctl/pxctl"), "keys", "gen", name,
+                                  "--dir", self.keys_dir], check=True,
+                                 stdout=subprocess.PIPE).stdout.decode()
+            lines.append(out.strip())
+        with open(self.allow_file + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(self.allow_file + ".tmp", self.allow_file)
+
+    def curve_env(self, name):
+        """The PX_CURVE_* settings of the process called name ({} without CURVE)."""
+        if not self.curve:
+            return {}
+        self.make_keys()
+        return {"PX_CURVE_SECRET_KEY": os.path.join(self.keys_dir, name + "_secret"),
+                "PX_CURVE_ALLOW": self.allow_file}
+
     def _log_ep(self):
         """A free endpoint none of this system's (chosen, maybe not yet bound) ones has."""
         taken = {self.roster_ep, self.activation_ep, self.feed_ep,
@@ -134,6 +166,7 @@ class System:
 
     def start_roster(self):
         return self._spawn("roster", [self.bin("services/roster/px-roster")], {
+            **self.curve_env("roster"),
             "PX_DB_URL": db_url(self.dbs["roster"]),
             "PX_LISTEN": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
@@ -144,6 +177,7 @@ class System:
     def start_activation(self, name="activation", activation_ep=None, feed_ep=None):
         """px-activation on the system's database; another name and endpoints make a replica."""
         return self._spawn(name, [self.bin("services/activation/px-activation")], {
+            **self.curve_env("activation"),
             "PX_DB_URL": db_url(self.dbs["activation"]),
             "PX_LISTEN": activation_ep or self.activation_ep,
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
@@ -157,6 +191,7 @@ class System:
 
     def gateway_env(self):
         return {
+            **self.curve_env("gateway"),
             "PX_HTTP_LISTEN": "127.0.0.1:%d" % self.http_port,
             "PX_ROSTER_ENDPOINTS": self.roster_ep,
             "PX_ACTIVATION_ENDPOINTS": self.activation_ep,
@@ -254,6 +289,7 @@ class System:
             "PX_PXCTL_BIN": self.bin("services/pxctl/pxctl"),
             "PX_DEMO_CITIZENS": os.environ.get("PX_DEMO_CITIZENS", "600"),
         })
+        env.update(self.curve_env("pxctl"))  # the loader is pxctl
         with open(self.log("demo"), "ab") as out:
             subprocess.run([os.path.join(ROOT, "deploy/load-demo.sh")], env=env, check=True,
                            stdout=out, stderr=out)
@@ -314,6 +350,7 @@ class System:
             "PX_ACTIVATION_FEED": self.feed_ep,
             "PX_GATEWAY_URL": self.url,
             "PX_TOKENS_FILE": self.tokens_file,
+            **self.curve_env("pxctl"),
         }
         if self.log_eps:
             e["PX_LOG_ENDPOINTS"] = ",".join("%s=%s+%s" % (n, pub, hist)

@@ -480,6 +480,35 @@ def keys_gen(system):
         expect(rc == 2, "a name that is a path: %d %s" % (rc, err))
 
 
+# ------------------------------------------------------------------ CURVE
+
+def curve_identity(system):
+    """The system runs under CURVE: pxctl is served with its own key; without a key, or with
+    a key the services do not list, it is refused, and says so."""
+    if not system.curve:
+        return
+    rc, out, err = run(system, "call", "roster", "ListCampaigns")
+    expect(rc == 0, "with its key: %d %s" % (rc, err))
+    rc, out, err = run(system, "call", "roster", "ListCampaigns", "--timeout-ms", "3000",
+                       env={"PX_CURVE_SECRET_KEY": "", "PX_CURVE_ALLOW": ""})
+    expect(rc != 0 and out == b"", "plaintext is refused: %d %s %s" % (rc, out, err))
+    with tempfile.TemporaryDirectory() as d:
+        rc, _, err = run(system, "keys", "gen", "stranger", "--dir", d)
+        expect(rc == 0, "keys gen: %s" % err)
+        rc, out, err = run(system, "call", "roster", "ListCampaigns", "--timeout-ms", "3000",
+                           env={"PX_CURVE_SECRET_KEY": os.path.join(d, "stranger_secret")})
+        expect(rc == 1 and "UNAUTHENTICATED" in err and "CURVE key" in err,
+               "an unlisted key: %d %s" % (rc, err))
+        # Only one of the two options: refused before anything is sent.
+        rc, _, err = run(system, "call", "roster", "ListCampaigns",
+                         env={"PX_CURVE_ALLOW": ""})
+        expect(rc == 2 and "curve-secret-key is set but not curve-allow" in err,
+               "half a CURVE setting: %d %s" % (rc, err))
+    refused = [ln for ln in open(system.log("roster"), errors="replace")
+               if '"CURVE-REFUSED"' in ln]
+    expect(refused, "the roster logged the refusal")
+
+
 # ------------------------------------------------------------------ completion
 
 def completion_bash(system):
@@ -538,6 +567,7 @@ def main():
         tokens_cycle,
         tokens_refusals,
         keys_gen,
+        curve_identity,
         completion_bash,
         health_not_serving,
         health_unavailable,  # last: it stops the activation service

@@ -123,13 +123,20 @@ def usage_and_errors(system):
                 ["--log-endpoints", "x=tcp://127.0.0.1:1+"], ["--request-id", ""]):
         rc, _, err = pxctl(system, "logs", *bad)
         expect(rc == 2 and "pxctl logs:" in err, "%s: %d %s" % (bad, rc, err))
-    # A process that does not answer: said once, within the timeout, exit 3.
+    # A process that does not answer: said once, within the timeout, exit 3. (Named as one
+    # of the system's processes: under CURVE its key is found by that name.)
     t = time.monotonic()
     rc, _, err = pxctl(system, "logs", "--log-endpoints",
-                       "dead=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--history-timeout-ms", "500")
-    expect(rc == 3 and "dead" in err and "did not send its history" in err,
+                       "roster=tcp://127.0.0.1:9+tcp://127.0.0.1:9", "--history-timeout-ms", "500")
+    expect(rc == 3 and "roster" in err and "did not send its history" in err,
            "dead process: %d %s" % (rc, err))
     expect(time.monotonic() - t < 5, "a dead process costs one timeout")
+    if system.curve:
+        # Under CURVE a stream is read with its process's key, found by its name.
+        rc, _, err = pxctl(system, "logs", "--log-endpoints", "tcp://127.0.0.1:9")
+        expect(rc == 2 and "with CURVE, name each process" in err, "unnamed: %d %s" % (rc, err))
+        rc, _, err = pxctl(system, "logs", "--log-endpoints", "dead=tcp://127.0.0.1:9")
+        expect(rc == 2 and 'no key named "dead"' in err, "unknown name: %d %s" % (rc, err))
 
 
 def request_through_all_three(system):

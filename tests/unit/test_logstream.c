@@ -29,7 +29,8 @@ static bool fixture_open(fixture_t *f, size_t history, int hwm)
     f->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     f->log = px_log_new("testsvc", PX_LOG_DEBUG, f->devnull);
     px_status_t st;
-    px_logstream_opts_t o = {"testsvc", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", history, hwm};
+    px_logstream_opts_t o = {"testsvc", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", history, hwm,
+                             NULL};
     f->stream = px_logstream_new(&o, &st);
     if (!f->stream) {
         fprintf(stderr, "px_logstream_new: %s\n", st.message);
@@ -53,7 +54,7 @@ static void fixture_close(fixture_t *f)
 static void *subscribe(fixture_t *f, int rcvhwm)
 {
     px_status_t st;
-    void *sub = px_logstream_socket(f->zctx, ZMQ_SUB, 0, &st);
+    void *sub = px_logstream_socket(f->zctx, ZMQ_SUB, 0, NULL, NULL, &st);
     zmq_setsockopt(sub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     zmq_connect(sub, px_logstream_endpoint(f->stream));
@@ -204,7 +205,7 @@ static int ask(fixture_t *f, const char *req, answer_t *a)
 {
     memset(a, 0, sizeof *a);
     px_status_t st;
-    void *s = px_logstream_socket(f->zctx, ZMQ_REQ, 0, &st);
+    void *s = px_logstream_socket(f->zctx, ZMQ_REQ, 0, NULL, NULL, &st);
     zmq_connect(s, px_logstream_history_endpoint(f->stream));
     zmq_send(s, req, strlen(req), 0);
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
@@ -353,7 +354,7 @@ static void test_destroy_busy(void)
 static void test_bad_endpoint(void)
 {
     px_status_t st;
-    px_logstream_opts_t o = {"testsvc", "nonsense://x", NULL, 10, 10};
+    px_logstream_opts_t o = {"testsvc", "nonsense://x", NULL, 10, 10, NULL};
     px_logstream_t *s = px_logstream_new(&o, &st);
     PX_CHECK(s == NULL);
     PX_CHECK_INT_EQ(st.code, PX_INVALID_ARGUMENT);

@@ -6,6 +6,9 @@
  * starts the next call. The same client and the same request serve both phases, as an
  * application would use them. A reply is checked (status, size and bytes) so a broken echo
  * cannot pass as a fast one. Prints the px_bench_report line.
+ *
+ * With PX_CURVE_SECRET_KEY and PX_CURVE_ALLOW set it speaks CURVE to the server listed as
+ * "testd" (tests/bench/curve).
  */
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
@@ -168,13 +171,19 @@ int main(int argc, char **argv)
     Phuxanh__Test__V1__EchoRequest request = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
     unsigned char *payload = px_bench_payload_new((size_t)o.size);
     s_bench_t b = {.client = NULL, .request = &request};
+    px_curve_t *curve = NULL;
     if (!payload) {
         fprintf(stderr, "bench-rpc-ours: out of memory\n");
         goto done;
     }
     request.payload.data = payload;
     request.payload.len = (size_t)o.size;
-    b.client = px_rpc_client_new(o.endpoint, NULL, &st);
+    if (px_curve_from_env(NULL, &curve, &st) != PX_OK) {
+        fprintf(stderr, "bench-rpc-ours: %s\n", st.message);
+        goto done;
+    }
+    px_rpc_client_opts_t co = {.curve = curve, .server_name = "testd"};
+    b.client = px_rpc_client_new(o.endpoint, &co, &st);
     if (!b.client) {
         fprintf(stderr, "bench-rpc-ours: cannot make a client for %s: %s: %s\n", o.endpoint,
                 px_code_name(st.code), st.message);
@@ -187,6 +196,7 @@ int main(int argc, char **argv)
     status = 0;
 done:
     px_rpc_client_destroy(&b.client);
+    px_curve_destroy(&curve);
     free(payload);
     return status;
 }
