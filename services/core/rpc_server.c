@@ -519,7 +519,17 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     if (px_pb_check(&phuxanh__rpc__v1__request_header__descriptor, zmq_msg_data(hdr_m),
                     zmq_msg_size(hdr_m), SIZE_MAX, &hdr_st) != PX_OK) {
         code = PX_INVALID_ARGUMENT;
-        int len = snprintf(msgbuf, sizeof msgbuf, "request header: ");
+        /* A bad metadata value is named by its key too, when the key itself is sound. */
+        unsigned idx;
+        int at = 0;
+        char key[64] = "";
+        if (sscanf(hdr_st.message, "metadata[%u].value:%n", &idx, &at) == 1 && at > 0 &&
+            idx < h->n_metadata && h->metadata[idx]->key &&
+            strlen(h->metadata[idx]->key) < sizeof key &&
+            px_utf8_valid(h->metadata[idx]->key, strlen(h->metadata[idx]->key))) {
+            snprintf(key, sizeof key, "%s: ", h->metadata[idx]->key);
+        }
+        int len = snprintf(msgbuf, sizeof msgbuf, "request header: %s", key);
         px_utf8_copy(msgbuf + len, sizeof msgbuf - (size_t)len, hdr_st.message);
         msg = msgbuf;
         goto reply;
