@@ -344,6 +344,7 @@ static void test_echoed_names_stay_utf8(void)
         memcpy(method + n, "\xe1\xba\xa1", 3); /* U+1EA1, 3 bytes: 200 is not a multiple of 3 */
         n += 3;
     }
+    method[n] = '\0';
     const char *paths[] = {method, NULL};
     char with_slash[320];
     snprintf(with_slash, sizeof with_slash, "/a.B/%s", method + 1);
