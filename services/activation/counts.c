@@ -196,24 +196,28 @@ static px_code_t s_query_counts(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     act_arr_t stages;
     act_arr_init(&stages);
     bool by[6] = {false};
-    /* validate */
+    /* validate: every refusal goes through done, which frees stages once it holds a buffer */
     for (size_t i = 0; i < req->n_group_by; i++) {
         int g = req->group_by[i];
         if (g < 1 || g > 5) {
-            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "group_by: %d is not a dimension", g);
+            code = px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "group_by: %d is not a dimension", g);
+            goto done;
         }
         if (by[g]) {
-            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "group_by: a dimension at most once");
+            code = px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "group_by: a dimension at most once");
+            goto done;
         }
         by[g] = true;
     }
     if (req->n_stages > 4) {
-        return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "stages: at most the four stages");
+        code = px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "stages: at most the four stages");
+        goto done;
     }
     for (size_t i = 0; i < req->n_stages; i++) {
         if (req->stages[i] < 1 || req->stages[i] > 4) {
-            return px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "stages: %d is not a stage",
+            code = px_rpc_fail(ctx, PX_INVALID_ARGUMENT, "stages: %d is not a stage",
                                (int)req->stages[i]);
+            goto done;
         }
         act_arr_addf(&stages, "%d", (int)req->stages[i]);
     }

@@ -105,6 +105,10 @@ struct px_rpc_server_t {
     int stop_pipe[2];
     int stopped;
     pthread_mutex_t stop_lock;
+    /* Start-up handshake: each worker says once whether it could start (start waits). */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    int workers_ready, workers_failed;
 };
 
 /* ------------------------------------------------------------------ setup */
@@ -189,6 +193,8 @@ px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t
     self->opts.on_behalf_callers = self->on_behalf_callers;
     self->stop_pipe[0] = self->stop_pipe[1] = -1;
     pthread_mutex_init(&self->stop_lock, NULL);
+    pthread_mutex_init(&self->start_lock, NULL);
+    pthread_cond_init(&self->start_cond, NULL);
     s_worker_count(self);
     snprintf(self->inproc, sizeof self->inproc, "inproc://px-rpc-%lu", px__unique_id());
     if (!self->endpoint_cfg || !self->on_behalf_callers) {
@@ -742,6 +748,19 @@ static int s_more(void *sock)
     return more;
 }
 
+/* A worker's answer to the start-up handshake: ok, or it could not start. */
+static void s_worker_started(px_rpc_server_t *server, bool ok)
+{
+    pthread_mutex_lock(&server->start_lock);
+    if (ok) {
+        server->workers_ready++;
+    } else {
+        server->workers_failed++;
+    }
+    pthread_cond_broadcast(&server->start_cond);
+    pthread_mutex_unlock(&server->start_lock);
+}
+
 static void *s_worker_main(void *arg)
 {
     worker_t *wk = arg;
@@ -754,8 +773,10 @@ static void *s_worker_main(void *arg)
     }
     int linger = 0;
     zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (!w.sock || !w.arena || zmq_connect(w.sock, server->inproc) != 0 ||
-        zmq_send(w.sock, "R", 1, 0) != 1) {
+    bool up = w.sock && w.arena && zmq_connect(w.sock, server->inproc) == 0 &&
+              zmq_send(w.sock, "R", 1, 0) == 1;
+    s_worker_started(server, up);
+    if (!up) {
         px_log_emit(server->opts.log, PX_LOG_ERROR, "RPC-WORKER-FAIL", "worker could not start",
                     PX_LOG_FIELDS(PX_LI("worker", wk->index)));
         goto done;
@@ -1146,12 +1167,27 @@ px_code_t px_rpc_server_start(px_rpc_server_t *self, px_status_t *st)
         return px_status_set(st, PX_INTERNAL, "cannot start the broker thread");
     }
     self->broker_started = 1;
+    int created = 0;
     for (int i = 0; i < self->nworkers; i++) {
         self->workers[i].server = self;
         self->workers[i].index = i;
         if (pthread_create(&self->workers[i].thread, NULL, s_worker_main, &self->workers[i]) == 0) {
             self->workers[i].started = 1;
+            created++;
         }
+    }
+    /* Serving starts only with every worker up: one that could not start (a thread, a socket)
+     * fails the start here instead of leaving the server short of workers unseen. */
+    pthread_mutex_lock(&self->start_lock);
+    while (self->workers_ready + self->workers_failed < created) {
+        pthread_cond_wait(&self->start_cond, &self->start_lock);
+    }
+    int ready = self->workers_ready;
+    pthread_mutex_unlock(&self->start_lock);
+    if (ready < self->nworkers) {
+        px_rpc_server_stop(self);
+        return px_status_set(st, PX_INTERNAL, "%d of %d workers could not start",
+                             self->nworkers - ready, self->nworkers);
     }
     px_log_emit(self->opts.log, PX_LOG_INFO, "RPC-LISTEN", "serving",
                 PX_LOG_FIELDS(PX_LS("endpoint", self->bound), PX_LI("workers", self->nworkers)));
@@ -1258,6 +1294,8 @@ void px_rpc_server_destroy(px_rpc_server_t **self_p)
             close(self->stop_pipe[1]);
         }
         pthread_mutex_destroy(&self->stop_lock);
+        pthread_mutex_destroy(&self->start_lock);
+        pthread_cond_destroy(&self->start_cond);
         free(self->workers);
         free(self->endpoint_cfg);
         free(self->on_behalf_callers);
@@ -1348,6 +1386,13 @@ px_rpc_client_t *px_rpc_ctx_peer(px_rpc_ctx_t *ctx, const char *name)
                                           .curve = ctx->server->opts.curve,
                                           .server_name = ctx->peer_names[i]};
                 ctx->peer_clients[i] = px_rpc_client_new(ctx->peer_endpoints[i], &o, &st);
+                if (!ctx->peer_clients[i]) {
+                    /* Said once per attempt, with why: the caller only sees NULL. */
+                    px_log_emit(ctx->log, PX_LOG_ERROR, "RPC-PEER-FAIL",
+                                "cannot make a client for a peer",
+                                PX_LOG_FIELDS(PX_LS("peer", name), PX_LS("error", st.message),
+                                              PX_LS("request_id", ctx->request_id)));
+                }
             }
             return ctx->peer_clients[i];
         }

@@ -250,6 +250,12 @@ static void test_counts_refusals(void)
     req.stages = &stage;
     req.n_stages = 1;
     s_refused(&req, PX_INVALID_ARGUMENT, "stages");
+    /* A bad stage after a good one: refused too, and under the sanitizers the buffer the good
+     * one began is not leaked (the service's exit status below says so). */
+    Phuxanh__Activation__V1__Stage two[2] = {1, 7};
+    req.stages = two;
+    req.n_stages = 2;
+    s_refused(&req, PX_INVALID_ARGUMENT, "stages");
     req.n_stages = 0;
     req.from_day = "2023-13-01";
     s_refused(&req, PX_INVALID_ARGUMENT, "from_day");

@@ -3,17 +3,32 @@
  * leans on: spawning with a piped stdout, reading lines with a timeout, and
  * stopping a child that may ignore the polite signal.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "phuxanh/clock.h"
 #include "px_test.h"
 
+/* What it returns is a port a server can then listen on, every time (a port in use, or one
+ * on another address, would fail the bind here). */
 static void test_free_port(void)
 {
-    int port = px_test_free_port();
-    PX_CHECK(port > 0 && port < 65536);
+    for (int i = 0; i < 20; i++) {
+        int port = px_test_free_port();
+        PX_REQUIRE(port > 0 && port < 65536);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        PX_REQUIRE(fd >= 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        PX_CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+        PX_CHECK(listen(fd, 1) == 0);
+        close(fd);
+    }
 }
 
 static void test_spawn_read_stop(void)
