@@ -356,8 +356,13 @@ static bool s_validate(s_batch_t *b, s_item_t *it, int64_t now_us)
         return s_refuse(b, it, PX_INVALID_ARGUMENT,
                         "campaign_id: must be 1 to 64 ASCII letters, digits, '-', '_' or '.'");
     }
-    if (!px_ts_to_us(ev->occurred_at, &it->at_us)) {
+    if (!ev->occurred_at) {
         return s_refuse(b, it, PX_INVALID_ARGUMENT, "occurred_at: must be set");
+    }
+    if (!px_ts_to_us(ev->occurred_at, &it->at_us)) {
+        return s_refuse(b, it, PX_INVALID_ARGUMENT,
+                        "occurred_at: not a valid time (seconds in 0001-01-01 to 9999-12-31, "
+                        "nanos 0 to 999999999)");
     }
     if (it->at_us > now_us + ACT_FUTURE_SKEW_US) {
         return s_refuse(b, it, PX_INVALID_ARGUMENT, "occurred_at: must not be in the future");
@@ -393,14 +398,29 @@ static bool s_validate(s_batch_t *b, s_item_t *it, int64_t now_us)
         return s_refuse(b, it, PX_INVALID_ARGUMENT,
                         "volunteer_code: must be 1 to 32 ASCII letters, digits or '-'");
     }
+    /* UNSPECIFIED (0) is "not said", which an event may not leave: its counts are kept per
+     * stage and channel, and the channel decides its follow-up. A number past the enum's last
+     * value is another mistake and says so. */
+    if (ev->stage == 0) {
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, "stage: must be set (STAGE_UNSPECIFIED)");
+    }
     if (ev->stage < S_COLLECTED || ev->stage > S_REJECTED) {
-        return s_refuse(b, it, PX_INVALID_ARGUMENT, "stage: must be one of the four stages");
+        snprintf(msg, sizeof msg, "stage: %d is not a stage", (int)ev->stage);
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, msg);
+    }
+    if (ev->channel == 0) {
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, "channel: must be set (CHANNEL_UNSPECIFIED)");
     }
     if (ev->channel < 1 || ev->channel > 3) {
-        return s_refuse(b, it, PX_INVALID_ARGUMENT, "channel: must be set");
+        snprintf(msg, sizeof msg, "channel: %d is not a channel", (int)ev->channel);
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, msg);
+    }
+    if (ev->venue == 0) {
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, "venue: must be set (VENUE_UNSPECIFIED)");
     }
     if (ev->venue < 1 || ev->venue > 2) {
-        return s_refuse(b, it, PX_INVALID_ARGUMENT, "venue: must be set");
+        snprintf(msg, sizeof msg, "venue: %d is not a venue", (int)ev->venue);
+        return s_refuse(b, it, PX_INVALID_ARGUMENT, msg);
     }
     if (px_text_check("note", ev->note, ACT_NOTE_MAX, false, &st) != PX_OK) {
         return s_refuse(b, it, st.code, st.message);

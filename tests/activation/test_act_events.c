@@ -4,6 +4,7 @@
  * application, the impossible move), idempotency, consent, the ID-number checks over the
  * wire, units and volunteers, follow-ups, roll-ups, SetTargets and GetProgress.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,9 +295,12 @@ static void test_fields_checked(void)
         {"725", "", "", COLLECTED, 1, 1, 0, 3, "unit_code: "},
         {"25969", "25966-01", "", COLLECTED, 1, 1, 0, 3, "neighborhood_code: "},
         {"25966", "25966-99", "", COLLECTED, 1, 1, 0, 5, "neighborhood_code: "},
-        {"25966", "", "", 0, 1, 1, 0, 3, "stage: "},
-        {"25966", "", "", COLLECTED, 0, 1, 0, 3, "channel: "},
-        {"25966", "", "", COLLECTED, 1, 0, 0, 3, "venue: "},
+        {"25966", "", "", 0, 1, 1, 0, 3, "stage: must be set"},
+        {"25966", "", "", 9, 1, 1, 0, 3, "stage: 9 is not a stage"},
+        {"25966", "", "", COLLECTED, 0, 1, 0, 3, "channel: must be set"},
+        {"25966", "", "", COLLECTED, 77, 1, 0, 3, "channel: 77 is not a channel"},
+        {"25966", "", "", COLLECTED, 1, 0, 0, 3, "venue: must be set"},
+        {"25966", "", "", COLLECTED, 1, 9, 0, 3, "venue: 9 is not a venue"},
         {"25966", "", "", COLLECTED, 1, 1, 86400 * 400 * 10, 3, "occurred_at: "},
         {"25966", "", "nhà 12, mật khẩu 1234", COLLECTED, 1, 1, 0, 3, "note: "},
         {"25966", "", "MẬT KHẨU: abc", COLLECTED, 1, 1, 0, 3, "note: "},
@@ -324,6 +328,12 @@ static void test_fields_checked(void)
         PX_CHECK_INT_EQ(code, cases[i].code);
         PX_CHECK(strncmp(msg, cases[i].prefix, strlen(cases[i].prefix)) == 0);
     }
+    /* A time no Timestamp can hold is not "missing": it says what is wrong with it. */
+    Phuxanh__Activation__V1__ActivationEvent *far = act_event("far", s_id(70), "25966", 1, 0);
+    far->occurred_at->seconds = INT64_MAX;
+    PX_CHECK_INT_EQ(act_record1(&F, far, NULL, msg, sizeof msg), 3);
+    PX_CHECK(strncmp(msg, "occurred_at: not a valid time", 29) == 0);
+    act_event_free(far);
     /* The good one is counted in its neighborhood too. */
     PX_CHECK_INT_EQ(s_tot("25966-01", COLLECTED), 1);
     PX_CHECK_INT_EQ(s_tot("25966", COLLECTED), 1);
