@@ -4,7 +4,8 @@
  * protobuf-c's unpack takes a string field holding a NUL byte (the C string is then silently
  * cut) or invalid UTF-8 (which proto3 forbids, and which PostgreSQL and JSON would refuse
  * later with a message naming no field). The gateway receives application/proto bodies from
- * clients, so it walks them once with this before unpacking.
+ * clients, and the RPC server receives requests from the network: both walk them once with this
+ * before unpacking.
  */
 #ifndef PHUXANH_PBCHECK_H
 #define PHUXANH_PBCHECK_H
@@ -26,5 +27,13 @@
  * also for malformed data (a truncated varint, a length past the end). */
 px_code_t px_pb_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                               size_t len, px_status_t *st);
+
+/* The same walk, also bounding what unpacking would allocate: every message's struct, every
+ * string's bytes, every repeated element's slot, summed as an upper estimate. Over
+ * max_decoded, RESOURCE_EXHAUSTED before anything is allocated: a few bytes on the wire can
+ * otherwise cost a hundred times their size once decoded (an empty repeated message is 2
+ * bytes on the wire and a whole struct in memory). */
+px_code_t px_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                      size_t max_decoded, px_status_t *st);
 
 #endif

@@ -92,8 +92,11 @@ typedef struct {
     const char *endpoint;     /* "tcp://127.0.0.1:7101" */
     int workers;              /* 0: one per core */
     size_t max_message;       /* 0: PX_RPC_MAX_MESSAGE_DEFAULT */
-    const char *db_url;       /* NULL: workers have no database; health is always SERVING */
-    int drain_ms;             /* bound on finishing calls in flight at stop; 0: 5000 */
+    /* Bound on what a request may take once decoded, checked on its wire bytes before it is
+     * (px_pb_check); 0: 8 times max_message. */
+    size_t max_decoded;
+    const char *db_url; /* NULL: workers have no database; health is always SERVING */
+    int drain_ms;       /* bound on finishing calls in flight at stop; 0: 5000 */
     /* Callers (x-caller, whole names, comma-separated) trusted to send x-on-behalf-of; NULL or
      * "": nobody. A call carrying it from anyone else is refused PERMISSION_DENIED before its
      * handler runs. Copied. */

@@ -10,6 +10,7 @@
 
 #include "activation.h"
 #include "phuxanh/clock.h"
+#include "phuxanh/dbfail.h"
 
 static const px_db_stmt_t s_audit_insert = {
     "act_audit_insert",
@@ -41,10 +42,7 @@ px_code_t act_audit(px_rpc_ctx_t *ctx, const char *detail_json)
 
 px_code_t act_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
 {
-    if (st->code == PX_UNAVAILABLE) {
-        return px_rpc_fail(ctx, PX_UNAVAILABLE, "activation database unavailable: %s", st->message);
-    }
-    return px_rpc_fail_status(ctx, st);
+    return px_db_fail_call(ctx, "activation database", st);
 }
 
 px_code_t act_person_reader_check(px_rpc_ctx_t *ctx)

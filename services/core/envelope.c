@@ -151,8 +151,14 @@ int px__md_from_pb(px_md_t *md, Phuxanh__Rpc__V1__MetadataEntry **entries, size_
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!entries[i]->key || !entries[i]->value ||
-            px_md_set(md, entries[i]->key, entries[i]->value) != 0) {
+        if (!entries[i]->key || !entries[i]->value) {
+            return -1;
+        }
+        /* Every key means one value: a second one would silently win (or lose) a check. */
+        if (px_md_get(md, entries[i]->key)) {
+            return -2;
+        }
+        if (px_md_set(md, entries[i]->key, entries[i]->value) != 0) {
             return -1;
         }
     }

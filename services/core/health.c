@@ -24,7 +24,9 @@ static px_code_t s_check(px_rpc_ctx_t *ctx, const ProtobufCMessage *request,
         (Phuxanh__Health__V1__HealthCheckResponse *)reply;
     const char *name = req->service ? req->service : "";
     if (*name && !px__server_has_service(ctx->server, name)) {
-        return px_rpc_fail(ctx, PX_NOT_FOUND, "service: %.200s is not served here", name);
+        char shown[201]; /* cut at a character, never inside one */
+        px_utf8_copy(shown, sizeof shown, name);
+        return px_rpc_fail(ctx, PX_NOT_FOUND, "service: %s is not served here", shown);
     }
     rep->status = PHUXANH__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     rep->version = (char *)PX_VERSION; /* static: the reply is packed before the call ends */

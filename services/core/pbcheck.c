@@ -36,8 +36,25 @@ typedef struct {
 typedef struct {
     px_status_t *st;
     s_frame_t frames[PX_JSON_MAX_DEPTH];
-    int depth; /* frames in use */
+    int depth;          /* frames in use */
+    size_t decoded;     /* what unpacking would allocate, estimated from above */
+    size_t max_decoded; /* past it: RESOURCE_EXHAUSTED */
 } s_check_t;
+
+/* A repeated element's slot in protobuf-c's array: a pointer, or a scalar of at most 8 bytes. */
+#define SLOT_BYTES 8
+
+/* Adds n bytes to the estimate; false once it passes the bound (the status is then set). */
+static bool s_budget(s_check_t *c, size_t n)
+{
+    c->decoded = n > SIZE_MAX - c->decoded ? SIZE_MAX : c->decoded + n;
+    if (c->decoded <= c->max_decoded) {
+        return true;
+    }
+    px_status_set(c->st, PX_RESOURCE_EXHAUSTED,
+                  "the request would take more than %zu bytes once decoded", c->max_decoded);
+    return false;
+}
 
 static bool s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
@@ -128,6 +145,22 @@ static px_code_t s_fail(s_check_t *c, const char *what)
     return px_status_set(c->st, PX_INVALID_ARGUMENT, "%s", what);
 }
 
+/* Whether a varint's value is one a field of this type can hold. int32 and enums come as
+ * 64-bit varints, negative ones sign-extended. */
+static bool s_fits(ProtobufCType type, uint64_t v)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        return v <= (uint64_t)INT32_MAX || v >= (uint64_t)(int64_t)INT32_MIN;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_SINT32:
+        return v <= UINT32_MAX;
+    default:
+        return true;
+    }
+}
+
 static px_code_t s_string(s_check_t *c, const uint8_t *s, size_t n)
 {
     if (memchr(s, 0, n)) {
@@ -146,6 +179,9 @@ static px_code_t s_message(s_check_t *c, const ProtobufCMessageDescriptor *desc,
         char what[64];
         snprintf(what, sizeof what, "messages nested deeper than %d levels", PX_JSON_MAX_DEPTH);
         return s_fail(c, what);
+    }
+    if (!s_budget(c, desc->sizeof_message)) {
+        return c->st->code;
     }
     s_frame_t *fr = &c->frames[c->depth++];
     fr->msg = data;
@@ -183,7 +219,26 @@ static px_code_t s_message(s_check_t *c, const ProtobufCMessageDescriptor *desc,
             rc = s_fail(c, "malformed protobuf: expected a length-delimited value");
             break;
         }
+        bool repeated = f && f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (repeated && !s_budget(c, SLOT_BYTES)) {
+            rc = c->st->code;
+            break;
+        }
         if (wire != WIRE_LEN || !delimited) {
+            const uint8_t *from = p;
+            /* A packed run of n bytes unpacks to at most n elements. */
+            if (repeated && wire == WIRE_LEN && s_skip(&from, end, wire) &&
+                !s_budget(c, (size_t)(from - p) * SLOT_BYTES)) {
+                rc = c->st->code;
+                break;
+            }
+            const uint8_t *at = p;
+            uint64_t v;
+            if (wire == WIRE_VARINT && f && s_varint(&at, end, &v) && !s_fits(f->type, v)) {
+                /* protobuf-c would keep the low 32 bits: 2^32 ms would become 0, no deadline */
+                rc = s_fail(c, "out of range for a 32-bit field");
+                break;
+            }
             if (!s_skip(&p, end, wire)) {
                 rc = s_fail(c, "malformed protobuf: value runs past the end of the data (or is an "
                                "over-long varint)");
@@ -199,6 +254,10 @@ static px_code_t s_message(s_check_t *c, const ProtobufCMessageDescriptor *desc,
             rc = s_fail(c, "malformed protobuf: length runs past the end of the data");
             break;
         }
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE && !s_budget(c, (size_t)n + 1)) {
+            rc = c->st->code;
+            break;
+        }
         if (f->type == PROTOBUF_C_TYPE_STRING) {
             rc = s_string(c, p, (size_t)n);
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -212,12 +271,18 @@ static px_code_t s_message(s_check_t *c, const ProtobufCMessageDescriptor *desc,
     return rc;
 }
 
-px_code_t px_pb_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-                              size_t len, px_status_t *st)
+px_code_t px_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                      size_t max_decoded, px_status_t *st)
 {
-    s_check_t c = {.st = st, .depth = 0};
+    s_check_t c = {.st = st, .depth = 0, .max_decoded = max_decoded};
     if (len == 0) {
         return PX_OK; /* the empty message */
     }
     return s_message(&c, desc, data, len);
+}
+
+px_code_t px_pb_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                              size_t len, px_status_t *st)
+{
+    return px_pb_check(desc, data, len, SIZE_MAX, st);
 }

@@ -40,7 +40,8 @@ int px__envelope_response(zmq_msg_t *out, uint64_t call_id, px_code_t code, cons
 /* Splits "/pkg.Service/Method" into service and method (copied into the buffers). */
 int px__method_split(const char *full, char *service, size_t service_cap, char *method,
                      size_t method_cap);
-/* Copies protobuf metadata entries into md; -1 when bounds are exceeded. */
+/* Copies protobuf metadata entries into md; -1 when bounds are exceeded, -2 when a key comes
+ * twice. */
 int px__md_from_pb(px_md_t *md, Phuxanh__Rpc__V1__MetadataEntry **entries, size_t n);
 
 /* ---- server internals seen by the health and metrics services */

@@ -42,6 +42,7 @@
 #include "phuxanh/clock.h"
 #include "phuxanh/health/v1/health.pb-c.h"
 #include "phuxanh/metrics/v1/metrics.pb-c.h"
+#include "phuxanh/pbcheck.h"
 #include "phuxanh/text.h"
 #include "rpc_internal.h"
 
@@ -170,6 +171,10 @@ px_rpc_server_t *px_rpc_server_new(const px_rpc_server_opts_t *opts, px_status_t
         return NULL;
     }
     self->opts = *opts;
+    if (!self->opts.max_decoded) {
+        self->opts.max_decoded =
+            8 * (self->opts.max_message ? self->opts.max_message : PX_RPC_MAX_MESSAGE_DEFAULT);
+    }
     if (!self->opts.max_message) {
         self->opts.max_message = PX_RPC_MAX_MESSAGE_DEFAULT;
     }
@@ -507,11 +512,40 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         goto reply;
     }
     call_id = h->call_id;
-    method = h->method ? h->method : "";
-    if (px__md_from_pb(w->md, h->metadata, h->n_metadata) != 0) {
+    /* Strings in the header (method, metadata) are refused, never cut, when they hold a NUL or
+     * invalid UTF-8: "gateway\0evil" must not pass for "gateway". The method is not echoed
+     * before this check. */
+    px_status_t hdr_st;
+    if (px_pb_check(&phuxanh__rpc__v1__request_header__descriptor, zmq_msg_data(hdr_m),
+                    zmq_msg_size(hdr_m), SIZE_MAX, &hdr_st) != PX_OK) {
         code = PX_INVALID_ARGUMENT;
-        snprintf(msgbuf, sizeof msgbuf, "metadata: at most %d entries of at most %d bytes",
-                 PX_RPC_MAX_METADATA, PX_RPC_MAX_METADATA_VALUE);
+        /* A bad metadata value is named by its key too, when the key itself is sound. */
+        unsigned idx;
+        int at = 0;
+        char key[64] = "";
+        if (sscanf(hdr_st.message, "metadata[%u].value:%n", &idx, &at) == 1 && at > 0 &&
+            idx < h->n_metadata && h->metadata[idx]->key &&
+            strlen(h->metadata[idx]->key) < sizeof key &&
+            px_utf8_valid(h->metadata[idx]->key, strlen(h->metadata[idx]->key))) {
+            snprintf(key, sizeof key, "%s: ", h->metadata[idx]->key);
+        }
+        int len = snprintf(msgbuf, sizeof msgbuf, "request header: %s", key);
+        px_utf8_copy(msgbuf + len, sizeof msgbuf - (size_t)len, hdr_st.message);
+        msg = msgbuf;
+        goto reply;
+    }
+    method = h->method ? h->method : "";
+    int md_rc = px__md_from_pb(w->md, h->metadata, h->n_metadata);
+    if (md_rc != 0) {
+        code = PX_INVALID_ARGUMENT;
+        if (md_rc == -2) {
+            snprintf(msgbuf, sizeof msgbuf,
+                     "metadata: a key is given more than once (each "
+                     "key holds one value)");
+        } else {
+            snprintf(msgbuf, sizeof msgbuf, "metadata: at most %d entries of at most %d bytes",
+                     PX_RPC_MAX_METADATA, PX_RPC_MAX_METADATA_VALUE);
+        }
         msg = msgbuf;
         goto reply;
     }
@@ -568,8 +602,10 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     char svc_name[NAME_MAX_LEN], m_name[NAME_MAX_LEN];
     if (px__method_split(method, svc_name, sizeof svc_name, m_name, sizeof m_name) != 0) {
         code = PX_UNIMPLEMENTED;
-        snprintf(msgbuf, sizeof msgbuf,
-                 "method: \"%.200s\" is not of the form /package.Service/Method", method);
+        char shown[201]; /* cut at a character, never inside one */
+        px_utf8_copy(shown, sizeof shown, method);
+        snprintf(msgbuf, sizeof msgbuf, "method: \"%s\" is not of the form /package.Service/Method",
+                 shown);
         msg = msgbuf;
         goto reply;
     }
@@ -579,7 +615,9 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
     px_rpc_handler_fn fn = md ? svc->handlers[md - svc->desc->methods] : NULL;
     if (!fn) {
         code = PX_UNIMPLEMENTED;
-        snprintf(msgbuf, sizeof msgbuf, "method %.200s is not implemented by this server", method);
+        char shown[201]; /* cut at a character, never inside one */
+        px_utf8_copy(shown, sizeof shown, method);
+        snprintf(msgbuf, sizeof msgbuf, "method %s is not implemented by this server", shown);
         msg = msgbuf;
         goto reply;
     }
@@ -587,6 +625,24 @@ static void s_worker_call(wstate_t *w, zmq_msg_t *client, const int64_t meta[2],
         code = PX_RESOURCE_EXHAUSTED;
         snprintf(msgbuf, sizeof msgbuf, "request of %zu bytes exceeds the limit of %zu",
                  zmq_msg_size(body_m), server->opts.max_message);
+        msg = msgbuf;
+        goto reply;
+    }
+    /* Strings are checked on the wire (a NUL would otherwise cut a C string short, and invalid
+     * UTF-8 pass), and what decoding would allocate is bounded before it happens. */
+    px_status_t wire_st;
+    if (px_pb_check(md->input, zmq_msg_data(body_m), zmq_msg_size(body_m), server->opts.max_decoded,
+                    &wire_st) != PX_OK) {
+        code = wire_st.code;
+        if (strstr(wire_st.message, "malformed protobuf")) {
+            int len =
+                snprintf(msgbuf, sizeof msgbuf, "request does not decode as %s: ", md->input->name);
+            if (len > 0 && (size_t)len < sizeof msgbuf) {
+                px_utf8_copy(msgbuf + len, sizeof msgbuf - (size_t)len, wire_st.message);
+            }
+        } else {
+            memcpy(msgbuf, wire_st.message, sizeof msgbuf); /* both PX_STATUS_MESSAGE_MAX */
+        }
         msg = msgbuf;
         goto reply;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "phuxanh/dbfail.h"
 #include "phuxanh/pbutil.h"
 #include "phuxanh/text.h"
 #include "roster.h"
@@ -31,10 +32,7 @@ px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json)
 
 px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
 {
-    if (st->code == PX_UNAVAILABLE) {
-        return px_rpc_fail(ctx, PX_UNAVAILABLE, "roster database unavailable: %s", st->message);
-    }
-    return px_rpc_fail_status(ctx, st);
+    return px_db_fail_call(ctx, "roster database", st);
 }
 
 px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,

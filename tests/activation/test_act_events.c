@@ -22,7 +22,7 @@ static act_fixture_t F;
 /* A valid number: Bình Dương, born 1990, serial n. */
 static const char *s_id(int n)
 {
-    static char buf[8][16];
+    static char buf[8][24]; /* room for any int, though ids use 6 digits */
     static int k;
     k = (k + 1) % 8;
     snprintf(buf[k], sizeof buf[k], "074090%06d", n);

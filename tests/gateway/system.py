@@ -295,13 +295,21 @@ class System:
                            stdout=out, stderr=out)
 
     def wait_ready(self, timeout=30):
+        """Waits for /readyz to say ready and, when the roster holds units, for the gateway to
+        have read its unit tree (a recorder's call is UNAVAILABLE until then)."""
         deadline = time.time() + timeout
         last = None
+        units = None
         while time.time() < deadline:
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return json.load(r)
+                    body = json.load(r) if r.status == 200 else None
+                if body is not None:
+                    if units is None:
+                        units = int(self.sql("roster", "SELECT count(*) FROM units")[0][0])
+                    if units == 0 or int(body.get("unit_tree_version", 0)) > 0:
+                        return body
+                    last = "the unit tree is not read yet"
             except urllib.error.HTTPError as e:
                 last = e.read().decode(errors="replace")
             except OSError as e:

@@ -4,6 +4,7 @@
  * process over TCP.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "phuxanh/rpc.h"
 #include "phuxanh/rpc/v1/rpc.pb-c.h"
 #include "phuxanh/test/v1/echo.pb-c.h"
+#include "phuxanh/text.h"
 #include "px_test.h"
 #include "testd_proc.h"
 
@@ -217,6 +219,179 @@ static void test_wrong_frame_count(void)
     PX_REQUIRE(h);
     PX_CHECK_INT_EQ(h->call_id, 7);
     PX_CHECK_INT_EQ(h->code, PX_INVALID_ARGUMENT);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
+/* A length-delimited field of a hand-written header: strings may hold what C strings cannot. */
+static size_t s_put(uint8_t *b, int field, const void *data, size_t n)
+{
+    size_t h = 0;
+    b[h++] = (uint8_t)(field << 3 | 2);
+    if (n < 128) {
+        b[h++] = (uint8_t)n;
+    } else { /* every value here is under 16384 bytes */
+        b[h++] = (uint8_t)(0x80 | (n & 0x7f));
+        b[h++] = (uint8_t)(n >> 7);
+    }
+    memcpy(b + h, data, n);
+    return n + h;
+}
+
+/* A header of call id 21 for `method` (mlen bytes) with up to two metadata entries. */
+static size_t s_raw_header(uint8_t *b, const char *method, size_t mlen, const char *const *kv,
+                           const size_t *kvlen, int entries)
+{
+    size_t n = 0;
+    b[n++] = 0x08; /* call_id = 21 */
+    b[n++] = 21;
+    n += s_put(b + n, 2, method, mlen);
+    for (int e = 0; e < entries; e++) {
+        uint8_t entry[300];
+        size_t en = s_put(entry, 1, kv[2 * e], kvlen[2 * e]);
+        en += s_put(entry + en, 2, kv[2 * e + 1], kvlen[2 * e + 1]);
+        n += s_put(b + n, 4, entry, en);
+    }
+    return n;
+}
+
+/* Strings in the request header are refused, never cut short: a method or an x-caller with a
+ * NUL, a request id that is not UTF-8 (it would be echoed into the reply, which a standard
+ * decoder then refuses), and a key given twice (the later value used to win). Each answer is
+ * INVALID_ARGUMENT with valid UTF-8, matched to its call id. */
+static void test_header_strings_refused(void)
+{
+    static const char echo_nul[] = "/phuxanh.test.v1.Echo/Echo\0junk";
+    static const char evil[] = "gateway\0evil";
+    struct {
+        const char *name;
+        const char *method;
+        size_t mlen;
+        const char *kv[4];
+        size_t kvlen[4];
+        int entries;
+        const char *want;
+    } cases[] = {
+        {"method with NUL",
+         echo_nul,
+         sizeof echo_nul - 1,
+         {NULL},
+         {0},
+         0,
+         "request header: method: holds a NUL byte"},
+        {"x-caller with NUL",
+         ECHO,
+         strlen(ECHO),
+         {"x-caller", evil},
+         {8, sizeof evil - 1},
+         1,
+         "request header: x-caller: metadata[0].value: holds a NUL byte"},
+        {"request id not UTF-8",
+         ECHO,
+         strlen(ECHO),
+         {"x-request-id", "ab\xff\xfe"},
+         {12, 4},
+         1,
+         "request header: x-request-id: metadata[0].value: is not valid UTF-8"},
+        {"x-caller twice",
+         ECHO,
+         strlen(ECHO),
+         {"x-caller", "evil", "x-caller", "gateway"},
+         {8, 4, 8, 7},
+         2,
+         "metadata: a key is given more than once"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t hdr[512];
+        size_t n = s_raw_header(hdr, cases[i].method, cases[i].mlen, cases[i].kv, cases[i].kvlen,
+                                cases[i].entries);
+        Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, "", 0, 2, NULL);
+        PX_REQUIRE(h);
+        bool ok = h->call_id == 21 && (int)h->code == (int)PX_INVALID_ARGUMENT &&
+                  strncmp(h->message, cases[i].want, strlen(cases[i].want)) == 0 &&
+                  px_utf8_valid(h->message, strlen(h->message));
+        if (!ok) {
+            fprintf(stderr, "  %s: call %llu code %d \"%s\"\n", cases[i].name,
+                    (unsigned long long)h->call_id, (int)h->code, h->message);
+        }
+        PX_CHECK(ok);
+        phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+    }
+}
+
+/* A timeout_ms wider than 32 bits is refused, not read as its low 32 bits (2^32 was 0: no
+ * deadline at all). */
+static void test_timeout_wider_than_32_bits_refused(void)
+{
+    uint8_t hdr[512];
+    size_t n = s_raw_header(hdr, ECHO, strlen(ECHO), NULL, NULL, 0);
+    const uint8_t wide[] = {0x18, 0x80, 0x80, 0x80, 0x80, 0x10}; /* timeout_ms = 2^32 */
+    memcpy(hdr + n, wide, sizeof wide);
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n + sizeof wide, "", 0, 2, NULL);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ((int)h->code, (int)PX_INVALID_ARGUMENT);
+    PX_CHECK(strstr(h->message, "timeout_ms: out of range") != NULL);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
+/* A long method name in Vietnamese is echoed in the answer cut at a character, never inside
+ * one (a cut inside one made the reply invalid UTF-8, which standard decoders refuse). */
+static void test_echoed_names_stay_utf8(void)
+{
+    char method[300];
+    size_t n = 0;
+    method[n++] = '/';
+    while (n + 3 < 260) {
+        memcpy(method + n, "\xe1\xba\xa1", 3); /* U+1EA1, 3 bytes: 200 is not a multiple of 3 */
+        n += 3;
+    }
+    method[n] = '\0';
+    const char *paths[] = {method, NULL};
+    char with_slash[320];
+    snprintf(with_slash, sizeof with_slash, "/a.B/%s", method + 1);
+    paths[1] = with_slash;
+    for (int k = 0; k < 2; k++) {
+        uint8_t hdr[512];
+        size_t len = s_raw_header(hdr, paths[k], strlen(paths[k]), NULL, NULL, 0);
+        Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, len, "", 0, 2, NULL);
+        PX_REQUIRE(h);
+        PX_CHECK_INT_EQ((int)h->code, (int)PX_UNIMPLEMENTED);
+        PX_CHECK(px_utf8_valid(h->message, strlen(h->message)));
+        phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+    }
+}
+
+/* A string holding a NUL is refused before decoding, naming the field, never cut short
+ * (cut, "ab\0cd" would be "ab" and the handler would fail NOT_FOUND with it). */
+static void test_string_with_nul_refused(void)
+{
+    uint8_t hdr[256];
+    size_t n = s_header(hdr, 11, ECHO, 5000);
+    const uint8_t body[] = {0x18, 0x05, 0x22, 0x05, 'a', 'b', 0x00, 'c', 'd'}; /* 3: 5, 4: .. */
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, body, sizeof body, 2, NULL);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ(h->code, PX_INVALID_ARGUMENT);
+    PX_CHECK(strncmp(h->message, "fail_message: holds a NUL byte", 30) == 0);
+    phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
+}
+
+/* 30,000 empty nested requests are 60 KB on the wire (under --max-message) but megabytes once
+ * decoded: refused RESOURCE_EXHAUSTED before protobuf-c allocates them. */
+static void test_decoded_size_bounded(void)
+{
+    uint8_t hdr[256];
+    size_t n = s_header(hdr, 12, ECHO, 5000);
+    size_t count = 30000;
+    uint8_t *body = malloc(2 * count);
+    PX_REQUIRE(body);
+    for (size_t i = 0; i < count; i++) {
+        body[2 * i] = 0x3a; /* field 7 (nested), length-delimited, empty */
+        body[2 * i + 1] = 0x00;
+    }
+    Phuxanh__Rpc__V1__ResponseHeader *h = s_raw_call(hdr, n, body, 2 * count, 2, NULL);
+    free(body);
+    PX_REQUIRE(h);
+    PX_CHECK_INT_EQ(h->code, PX_RESOURCE_EXHAUSTED);
+    PX_CHECK(strstr(h->message, "once decoded") != NULL);
     phuxanh__rpc__v1__response_header__free_unpacked(h, NULL);
 }
 
@@ -451,6 +626,11 @@ static const px_test_case_t s_cases[] = {
     {"unknown_method", test_unknown_method},
     {"handler_error_codes", test_handler_error_codes},
     {"garbage_request_bytes", test_garbage_request_bytes},
+    {"string_with_nul_refused", test_string_with_nul_refused},
+    {"header_strings_refused", test_header_strings_refused},
+    {"echoed_names_stay_utf8", test_echoed_names_stay_utf8},
+    {"timeout_wider_than_32_bits_refused", test_timeout_wider_than_32_bits_refused},
+    {"decoded_size_bounded", test_decoded_size_bounded},
     {"garbage_header", test_garbage_header},
     {"wrong_frame_count", test_wrong_frame_count},
     {"oversize_request_refused_by_server", test_oversize_request_refused_by_server},

@@ -222,17 +222,17 @@ static void test_tree_refusals_write_nothing(void)
     memset(longname, 'x', 201);
     longname[201] = '\0';
     unit_t rows[] = {
-        s_unit("90001", "Phường Hợp Lệ", WARD, "725"),       /* 0: fine, not written */
-        s_unit("90002", "Sai Cấp", WARD, "74"),              /* 1: ward under a province */
-        s_unit("90003", "Mồ Côi", WARD, "99999"),            /* 2: unknown parent */
-        s_unit("90004", "Tỉnh Có Cha", PROVINCE, "74"),      /* 3: province with a parent */
-        s_unit("90005", "Huyện Không Cha", DISTRICT, ""),    /* 4: district without one */
-        s_unit("90006", "Không Cấp", 0, "725"),              /* 5: level unspecified */
-        s_unit("90007", "Hỏng \xE1\xBA UTF-8", WARD, "725"), /* 6: invalid UTF-8 */
-        s_unit("90008", "", WARD, "725"),                    /* 7: empty name */
-        s_unit("90009", longname, WARD, "725"),              /* 8: 201 characters */
-        s_unit("90 10", "Mã Sai", WARD, "725"),              /* 9: bad code */
-        s_unit("90001", "Trùng", WARD, "725"),               /* 10: same code twice */
+        s_unit("90001", "Phường Hợp Lệ", WARD, "725"),    /* 0: fine, not written */
+        s_unit("90002", "Sai Cấp", WARD, "74"),           /* 1: ward under a province */
+        s_unit("90003", "Mồ Côi", WARD, "99999"),         /* 2: unknown parent */
+        s_unit("90004", "Tỉnh Có Cha", PROVINCE, "74"),   /* 3: province with a parent */
+        s_unit("90005", "Huyện Không Cha", DISTRICT, ""), /* 4: district without one */
+        s_unit("90006", "Không Cấp", 0, "725"),           /* 5: level unspecified */
+        s_unit("90007", "", WARD, "725"),                 /* 6: empty name too */
+        s_unit("90008", "", WARD, "725"),                 /* 7: empty name */
+        s_unit("90009", longname, WARD, "725"),           /* 8: 201 characters */
+        s_unit("90 10", "Mã Sai", WARD, "725"),           /* 9: bad code */
+        s_unit("90001", "Trùng", WARD, "725"),            /* 10: same code twice */
         s_unit("90012", "Cha Trong Lô Sai Cấp", NEIGHBORHOOD, "90001-x"), /* 11: unknown */
     };
     size_t n = sizeof rows / sizeof rows[0];
@@ -254,7 +254,7 @@ static void test_tree_refusals_write_nothing(void)
         {3, "parent_code", PX_INVALID_ARGUMENT, "empty"},
         {4, "parent_code", PX_INVALID_ARGUMENT, "must be set"},
         {5, "level", PX_INVALID_ARGUMENT, "province"},
-        {6, "name", PX_INVALID_ARGUMENT, "UTF-8"},
+        {6, "name", PX_INVALID_ARGUMENT, "empty"},
         {7, "name", PX_INVALID_ARGUMENT, "empty"},
         {8, "name", PX_INVALID_ARGUMENT, "200"},
         {9, "code", PX_INVALID_ARGUMENT, "letters"},
@@ -270,6 +270,21 @@ static void test_tree_refusals_write_nothing(void)
         PX_CHECK(strstr(b->errors[i]->message, want[i].needle) != NULL);
     }
     protobuf_c_message_free_unpacked(&b->base, NULL);
+    PX_CHECK_INT_EQ(s_units(), before);
+
+    /* Invalid UTF-8 is not a row's problem but the request's: proto3 strings are UTF-8, and the
+     * RPC layer refuses the whole call before decoding it, naming the row and field. */
+    unit_t bad[] = {
+        s_unit("90001", "Phường Hợp Lệ", WARD, "725"),
+        s_unit("90007", "Hỏng \xE1\xBA UTF-8", WARD, "725"),
+    };
+    b = s_upsert(bad, 2, false, &rc, &st);
+    PX_CHECK(b == NULL);
+    PX_CHECK_INT_EQ(rc, PX_INVALID_ARGUMENT);
+    PX_CHECK(strncmp(st.message, "units[1].name: is not valid UTF-8", 33) == 0);
+    if (b) {
+        protobuf_c_message_free_unpacked(&b->base, NULL);
+    }
     PX_CHECK_INT_EQ(s_units(), before);
 }
 

@@ -230,7 +230,7 @@ static void test_bad_rows_refused_nothing_written(void)
     longname[201] = '\0';
     vol_t rows[] = {
         s_vol("BR0001", "Good Row", "Phòng A", "0912345678"),   /* 0: fine */
-        s_vol("BR0002", "Bad \xC3\x28 UTF-8", "Phòng A", ""),   /* 1: invalid UTF-8 */
+        s_vol("BR0002", "Bad Phone Too", "Phòng A", "12"),      /* 1: too short */
         s_vol("BR0003", "", "Phòng A", ""),                     /* 2: empty name */
         s_vol("BR0004", longname, "Phòng A", ""),               /* 3: 201 characters */
         s_vol("BR0005", "Bad Phone", "Phòng A", "0212345678"),  /* 4: not a mobile prefix */
@@ -252,8 +252,8 @@ static void test_bad_rows_refused_nothing_written(void)
         const char *field;
         const char *needle;
     } want[] = {
-        {1, "full_name", "UTF-8"}, {2, "full_name", "empty"}, {3, "full_name", "200"},
-        {4, "phone", "mobile"},    {5, "code", "letters"},    {6, "", "twice"},
+        {1, "phone", ""},       {2, "full_name", "empty"}, {3, "full_name", "200"},
+        {4, "phone", "mobile"}, {5, "code", "letters"},    {6, "", "twice"},
         {7, "phone", "mobile"},
     };
     for (size_t i = 0; i < 7; i++) {
@@ -263,6 +263,20 @@ static void test_bad_rows_refused_nothing_written(void)
         PX_CHECK(strstr(b->errors[i]->message, want[i].needle) != NULL);
     }
     protobuf_c_message_free_unpacked(&b->base, NULL);
+    PX_CHECK_INT_EQ(s_count("code LIKE 'BR%'"), 0);
+
+    /* Invalid UTF-8 refuses the whole call before it is decoded, naming the row and field. */
+    vol_t bad[] = {
+        s_vol("BR0001", "Good Row", "Phòng A", "0912345678"),
+        s_vol("BR0002", "Bad \xC3\x28 UTF-8", "Phòng A", ""),
+    };
+    b = s_upsert(bad, 2, false, &rc, &st);
+    PX_CHECK(b == NULL);
+    PX_CHECK_INT_EQ(rc, PX_INVALID_ARGUMENT);
+    PX_CHECK(strncmp(st.message, "volunteers[1].full_name: is not valid UTF-8", 43) == 0);
+    if (b) {
+        protobuf_c_message_free_unpacked(&b->base, NULL);
+    }
     PX_CHECK_INT_EQ(s_count("code LIKE 'BR%'"), 0);
 }
 

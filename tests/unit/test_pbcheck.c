@@ -6,6 +6,7 @@
  * Bad bytes are written by hand (protobuf-c cannot pack a C string holding a NUL); the
  * comments spell out each tag.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,7 +239,57 @@ static void test_depth_bound(void)
     PX_CHECK(strncmp(st.message, "f_nested.child.child", 20) == 0);
 }
 
+/* What decoding would allocate is bounded on the wire: 200,000 empty events (2 bytes each on
+ * the wire, a whole struct each once decoded) pass an unbounded walk and are refused with a
+ * bound, while a real batch of the same wire size is well within it. */
+static void test_decoded_budget(void)
+{
+    size_t n = 200000, len = 2 * n;
+    uint8_t *buf = malloc(len);
+    PX_REQUIRE(buf);
+    for (size_t i = 0; i < n; i++) {
+        buf[2 * i] = 0x0a; /* field 1 (events), length-delimited */
+        buf[2 * i + 1] = 0x00;
+    }
+    px_status_t st;
+    size_t per_event = phuxanh__activation__v1__activation_event__descriptor.sizeof_message;
+    PX_CHECK_INT_EQ(px_pb_check(EVENTS, buf, len, SIZE_MAX, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_pb_check(EVENTS, buf, len, 8 * len, &st), PX_RESOURCE_EXHAUSTED);
+    PX_CHECK(strstr(st.message, "once decoded") != NULL);
+    /* The estimate holds every struct: a bound just above it passes, just below refuses. */
+    size_t need = EVENTS->sizeof_message + n * (per_event + 8);
+    PX_CHECK_INT_EQ(px_pb_check(EVENTS, buf, len, need, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_pb_check(EVENTS, buf, len, need - 1, &st), PX_RESOURCE_EXHAUSTED);
+    free(buf);
+
+    /* A packed run counts a slot per byte (a bound on its elements), beside the field's own. */
+    const uint8_t packed[] = {0xaa, 0x01, 0x04, 0x01, 0x02, 0x03, 0x04}; /* r_int32 = 21 */
+    size_t base = ALLTYPES->sizeof_message;
+    PX_CHECK_INT_EQ(px_pb_check(ALLTYPES, packed, sizeof packed, base + 8 + 5 * 8, &st), PX_OK);
+    PX_CHECK_INT_EQ(px_pb_check(ALLTYPES, packed, sizeof packed, base + 8, &st),
+                    PX_RESOURCE_EXHAUSTED);
+}
+
+/* A varint too wide for its 32-bit field is refused: protobuf-c would keep its low 32 bits
+ * (a timeout of 2^32 ms would read as 0, no deadline). Negative int32s, which come as 64-bit
+ * varints, pass. */
+static void test_32_bit_ranges(void)
+{
+    static const s_case_t cases[] = {
+        {"uint32 of 2^32", ALLTYPES, "\x18\x80\x80\x80\x80\x10", 6, PX_INVALID_ARGUMENT,
+         "f_uint32: out of range for a 32-bit field"},
+        {"uint32 of 2^32-1", ALLTYPES, "\x18\xff\xff\xff\xff\x0f", 6, PX_OK, NULL},
+        {"int32 of 2^31", ALLTYPES, "\x08\x80\x80\x80\x80\x08", 6, PX_INVALID_ARGUMENT,
+         "f_int32: out of range"},
+        {"int32 of -1", ALLTYPES, "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11, PX_OK, NULL},
+        {"uint64 of 2^32", ALLTYPES, "\x20\x80\x80\x80\x80\x10", 6, PX_OK, NULL},
+    };
+    s_run(cases, sizeof cases / sizeof cases[0]);
+}
+
 static const px_test_case_t s_cases[] = {
+    {"32_bit_ranges", test_32_bit_ranges},
+    {"decoded_budget", test_decoded_budget},
     {"valid_messages_pass", test_valid_messages_pass},
     {"strings_refused", test_strings_refused},
     {"malformed_refused", test_malformed_refused},
