@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # tests/bench/curve/run.sh [--rounds N] [--quick] [--calls N] [--warmup N] [--seconds S]
 #
-# What CURVE costs on the RPC path: the rpc benchmark's 200-byte echo (bench-rpc-ours against
-# px-testd), once on plaintext links and once under CURVE (keys made for the run with pxctl
-# keys gen; the client is listed as "bench", the server as "testd"), in interleaved rounds (the
-# order swapped every round, so drift in the machine's load falls on both alike). Each run
-# measures p50 latency with one call in flight and calls/s with 16 in flight; the figures are
-# the medians over the rounds. Prints each run's line, then:
+# What CURVE costs on the RPC path: the rpc benchmark's 200-byte echo against two px-testd, one
+# on plaintext links and one under CURVE (keys made for the run with pxctl keys gen; the
+# client is listed as "bench", the server as "testd"). One client (bench-curve-client) holds a
+# client of each and alternates between them in short turns - blocks of 200 calls for p50
+# latency with one call in flight, 0.2 s slices for calls/s with 16 in flight - so that what
+# else the machine does falls on both alike; a round is one such run, with fresh servers, and
+# the figures are the medians over the rounds. Prints each round's two lines, then:
 #   curve: p50_us=.. plain_p50_us=.. p50_ratio=.. thr16=.. plain_thr16=.. thr16_ratio=.. rounds=N
 # Both ratios are CURVE's cost factor, above 1 when CURVE is slower: p50_ratio is CURVE's p50 over
 # plaintext's, thr16_ratio plaintext's calls/s over CURVE's. The target is 1.3 at most. On a busy
-# machine single runs vary more than that; the medians of more rounds (--rounds) settle it.
+# machine runs one after the other vary more than that, hence the turns within a run.
 #
 # Expects a build tree configured with -DPX_BENCH=ON in PX_BENCH_BUILD_DIR (default
 # build-bench/): tests/bench/run.sh curve does that first. Logs: $PX_BENCH_BUILD_DIR/bench/curve-logs/.
@@ -26,7 +27,7 @@ readonly READY_WAIT_S=15
 readonly STOP_WAIT_S=5
 readonly INFLIGHT=16
 
-rounds=7
+rounds=5
 calls=10000
 warmup=1000
 seconds=2
@@ -53,28 +54,15 @@ done
     exit 1
 }
 mkdir -p "$logs"
-rm -f "$logs"/*-server.log "$logs"/*-client.out "$logs"/*-client.log # no stale READY lines
+rm -f "$logs"/*.log "$logs"/*.out # no stale READY lines
 
-server_pid=
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    local pid=$server_pid i
-    server_pid=
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_WAIT_S * 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 keys=
-trap 'stop_server; [[ -z $keys ]] || rm -rf "$keys"' EXIT
+trap 'stop_servers; [[ -z $keys ]] || rm -rf "$keys"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "curve: building bench-rpc-ours px-testd pxctl" >&2
-if ! cmake --build "$build" --target bench-rpc-ours px-testd pxctl -j "$(nproc)" \
+echo "curve: building bench-curve-client px-testd pxctl" >&2
+if ! cmake --build "$build" --target bench-curve-client px-testd pxctl -j "$(nproc)" \
         >"$logs/build.log" 2>&1; then
     tail -n 30 "$logs/build.log" >&2
     echo "curve: build failed (whole log: $logs/build.log)" >&2
@@ -114,58 +102,76 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "na"; else printf "%.2f\n", a / b }'
 }
 
-# run MODE ROUND: serves px-testd (MODE plain or curve), measures, appends to p50_MODE/thr_MODE.
-declare -a p50_plain=() p50_curve=() thr_plain=() thr_curve=()
-run() {
-    local mode=$1 round=$2 port log=$logs/$1-$2-server.log line i
-    local -a server_env=() client_env=()
+# start_server MODE: px-testd on a free port, plaintext or under CURVE (as "testd"); sets
+# pid_MODE and ep_MODE.
+pid_plain='' pid_curve='' ep_plain='' ep_curve=''
+start_server() {
+    local mode=$1 port log=$logs/$1-server.log i pid
+    local -a env_=()
     if [[ $mode == curve ]]; then
-        server_env=(PX_CURVE_SECRET_KEY="$keys/testd_secret" PX_CURVE_ALLOW="$keys/allow")
-        client_env=(PX_CURVE_SECRET_KEY="$keys/bench_secret" PX_CURVE_ALLOW="$keys/allow")
+        env_=(PX_CURVE_SECRET_KEY="$keys/testd_secret" PX_CURVE_ALLOW="$keys/allow")
     fi
     port=$(free_port) || { echo "curve: no free port" >&2; return 1; }
     : >"$log" # made before the server starts, so the wait below reads this run's log only
-    env "${server_env[@]}" "$build/tests/support/px-testd" --listen "tcp://127.0.0.1:$port" \
-        --log-level warn >"$log" 2>&1 &
-    server_pid=$!
+    env "${env_[@]}" "$build/tests/support/px-testd" --listen "tcp://127.0.0.1:$port" \
+        --log-level warn >>"$log" 2>&1 &
+    pid=$!
+    printf -v "pid_$mode" '%s' "$pid"
+    printf -v "ep_$mode" '%s' "tcp://127.0.0.1:$port"
     for ((i = 0; i < READY_WAIT_S * 20; i++)); do
-        grep -qs '^READY ' "$log" && break
+        grep -qs '^READY ' "$log" && return 0
         sleep 0.05
     done
-    grep -q '^READY ' "$log" || {
-        echo "curve: px-testd ($mode) not ready; its log:" >&2
-        tail -n 20 "$log" >&2
-        stop_server
-        return 1
-    }
-    if ! env "${client_env[@]}" timeout 300 "$bin/bench-rpc-ours" \
-            --endpoint "tcp://127.0.0.1:$port" --size 200 --warmup "$warmup" --calls "$calls" \
+    echo "curve: px-testd ($mode) not ready; its log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+}
+
+stop_servers() {
+    local pid i
+    for pid in $pid_plain $pid_curve; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < STOP_WAIT_S * 20; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    pid_plain='' pid_curve=''
+}
+
+# round N: both servers, one client alternating between them; appends the figures.
+declare -a p50_plain=() p50_curve=() thr_plain=() thr_curve=()
+round() {
+    local r=$1 out=$logs/client-$1.out line mode p50 thr
+    start_server plain && start_server curve || return 1
+    if ! PX_BENCH_CURVE_ENDPOINT=$ep_curve PX_CURVE_SECRET_KEY="$keys/bench_secret" \
+            PX_CURVE_ALLOW="$keys/allow" timeout 600 "$bin/bench-curve-client" \
+            --endpoint "$ep_plain" --size 200 --warmup "$warmup" --calls "$calls" \
             --warmup-seconds "$warmup_seconds" --seconds "$seconds" --inflight "$INFLIGHT" \
-            >"$logs/$mode-$round-client.out" 2>"$logs/$mode-$round-client.log"; then
-        echo "curve: bench-rpc-ours ($mode) failed; its log:" >&2
-        cat "$logs/$mode-$round-client.log" >&2
-        stop_server
+            >"$out" 2>"$logs/client-$r.log"; then
+        echo "curve: bench-curve-client failed; its log:" >&2
+        cat "$logs/client-$r.log" >&2
         return 1
     fi
-    stop_server
-    line=$(tail -n 1 "$logs/$mode-$round-client.out")
-    local p50 thr
-    p50=$(field p50_us "$line")
-    thr=$(field "thr$INFLIGHT" "$line")
-    [[ -n $p50 && -n $thr ]] || { echo "curve: no figures: '$line'" >&2; return 1; }
-    printf 'round %d %-5s %s\n' "$round" "$mode:" "$line"
-    if [[ $mode == curve ]]; then
-        p50_curve+=("$p50") thr_curve+=("$thr")
-    else
-        p50_plain+=("$p50") thr_plain+=("$thr")
-    fi
+    stop_servers
+    for mode in plain curve; do
+        line=$(grep "^$mode " "$out" || true)
+        p50=$(field p50_us "$line")
+        thr=$(field "thr$INFLIGHT" "$line")
+        [[ -n $p50 && -n $thr ]] || { echo "curve: no $mode figures in $out" >&2; return 1; }
+        printf 'round %d %s\n' "$r" "$line"
+        if [[ $mode == curve ]]; then
+            p50_curve+=("$p50") thr_curve+=("$thr")
+        else
+            p50_plain+=("$p50") thr_plain+=("$thr")
+        fi
+    done
 }
 
 for ((r = 1; r <= rounds; r++)); do
-    if ((r % 2)); then order=(plain curve); else order=(curve plain); fi
-    for mode in "${order[@]}"; do
-        run "$mode" "$r" || { echo "curve: round $r ($mode) failed" >&2; exit 1; }
-    done
+    round "$r" || { stop_servers; echo "curve: round $r failed" >&2; exit 1; }
 done
 
 p50c=$(median "${p50_curve[@]}")
