@@ -83,6 +83,9 @@ struct px_rpc_client_t {
     uint64_t completions; /* calls completed so far: tells a poll round that timers finished some */
     uint64_t refusals;    /* handshakes refused so far: waiting calls look again */
     uint64_t refusals_seen;
+    /* A call waited connect_wait_ms and no server connected: until one does, calls fail at
+     * once instead of each waiting again (libzmq keeps reconnecting in the background). */
+    bool known_down;
 };
 
 /* ------------------------------------------------------------------ lists */
@@ -388,8 +391,16 @@ static int s_pick_endpoint(px_rpc_client_t *self)
 }
 
 /* Tries to send c now. Leaves it SENT, or WAITING with a next_try time, or completes it. */
+static void s_read_monitor(px_rpc_client_t *self, int epi);
+
 static void s_try_send(px_rpc_client_t *self, px_rpc_call_t *c)
 {
+    if (self->known_down) {
+        /* The owner may not have polled since: a handshake that succeeded meanwhile is news. */
+        for (int i = 0; i < self->neps; i++) {
+            s_read_monitor(self, i);
+        }
+    }
     int64_t now = px_clock_us();
     if (now >= c->deadline_us) {
         s_complete(self, c, PX_DEADLINE_EXCEEDED, "deadline exceeded before the call was sent");
@@ -434,12 +445,19 @@ static void s_try_send(px_rpc_client_t *self, px_rpc_call_t *c)
         s_complete(self, c, PX_UNAUTHENTICATED, refused);
         return;
     }
+    /* Known down (an earlier call waited in vain, and no handshake succeeded since): fail now,
+     * so that a dead peer costs each caller nothing instead of connect_wait per call. */
+    if (self->known_down) {
+        s_complete(self, c, PX_UNAVAILABLE, "no server reachable (found down; not waited for)");
+        return;
+    }
     /* Nobody connected: wait for a handshake, up to connect_wait (and the deadline). */
     c->state = CALL_WAITING;
     if (c->wait_until_us == 0) {
         c->wait_until_us = now + (int64_t)self->opts.connect_wait_ms * 1000;
     }
     if (now >= c->wait_until_us) {
+        self->known_down = true;
         s_retry_or_fail(self, c, PX_UNAVAILABLE, "no server reachable");
         return;
     }
@@ -630,6 +648,7 @@ static void s_read_monitor(px_rpc_client_t *self, int epi)
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             ep->ready = true;
             ep->refused = NULL;
+            self->known_down = false;
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
             ep->refused = "the server refused this process's CURVE key (not in its allow-list)";
             self->refusals++;
