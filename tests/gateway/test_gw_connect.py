@@ -390,7 +390,15 @@ def case_error_codes_end_to_end(s):
 
 
 def _stop_activation(s):
-    os.kill(s.pid("activation"), signal.SIGSTOP)
+    pid = s.pid("activation")
+    os.kill(pid, signal.SIGSTOP)
+    # Stopped before the test goes on: every thread of it, as /proc says ('T').
+    deadline = time.time() + 2
+    while time.time() < deadline:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.01)
 
 
 def _resume_activation(s):
