@@ -38,6 +38,7 @@
 
 #include "activation.h"
 #include "phuxanh/clock.h"
+#include "phuxanh/hash.h"
 #include "phuxanh/pbutil.h"
 #include "phuxanh/text.h"
 
@@ -691,14 +692,6 @@ static bool s_collect_citizens(s_batch_t *b)
     return true;
 }
 
-static uint64_t s_fnv(const char *s, uint64_t h)
-{
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
-
 /* The parameters of the batch's reads (round trip 1), built before it and kept until its
  * results are read. */
 typedef struct {
@@ -715,14 +708,14 @@ static void s_reads_build(s_batch_t *b, s_reads_t *r)
     act_arr_init(&r->cit_camps);
     act_arr_init(&r->cit_keys);
     for (size_t i = 0; i < b->ncits; i++) {
-        uint64_t h = s_fnv(b->cits[i].keyhex, s_fnv(b->cits[i].campaign, 1469598103934665603ULL));
+        uint64_t h = px_hash_str(b->cits[i].keyhex, px_hash_str(b->cits[i].campaign, PX_HASH_SEED));
         act_arr_addf(&r->lock_ids, "%lld", (long long)h);
         act_arr_add(&r->cit_camps, b->cits[i].campaign);
         act_arr_add(&r->cit_keys, b->cits[i].keyhex);
     }
     for (size_t i = 0; i < b->n; i++) {
         if (b->items[i].key_ok) {
-            uint64_t h = s_fnv(b->items[i].ev->idempotency_key, 0x9e3779b97f4a7c15ULL);
+            uint64_t h = px_hash_str(b->items[i].ev->idempotency_key, 0x9e3779b97f4a7c15ULL);
             act_arr_addf(&r->lock_ids, "%lld", (long long)h);
             act_arr_add(&r->taken_keys, b->items[i].ev->idempotency_key);
         }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "phuxanh/hash.h"
+
 #include "activation.h"
 
 struct act_units_t {
@@ -51,11 +53,7 @@ static const px_db_stmt_t s_units_upsert = {
 
 static uint64_t s_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
+    return px_hash_str(s, PX_HASH_SEED);
 }
 
 act_units_t *act_units_new(void)

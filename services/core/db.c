@@ -27,6 +27,7 @@
  * through the logger instead.
  */
 #include "phuxanh/db.h"
+#include "phuxanh/hash.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -760,11 +761,7 @@ px_code_t px_db_ping(px_db_t *self, px_status_t *st)
  * every process of every version agrees on the key for a lock name. */
 static int64_t s_lock_key(const char *name)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = px_hash_str(name, PX_HASH_FNV_BASIS);
     int64_t key;
     memcpy(&key, &h, sizeof key);
     return key;

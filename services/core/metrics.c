@@ -28,6 +28,7 @@
  * names are checked, label values and help escaped, bad samples skipped.
  */
 #include "phuxanh/metrics.h"
+#include "phuxanh/hash.h"
 
 #include <assert.h>
 #include <math.h>
@@ -249,12 +250,10 @@ static int s_series_init(px_metrics_family_t *f, px_metrics_series_t *s, const c
 
 static uint64_t s_hash(const px_metrics_family_t *f, const char *const *values)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = PX_HASH_SEED;
     for (size_t i = 0; i < f->nlabels; i++) {
-        for (const char *p = values && values[i] ? values[i] : ""; *p; p++) {
-            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        }
-        h = (h ^ 0xff) * 1099511628211ULL; /* ("a","bc") is not ("ab","c") */
+        h = px_hash_str(values && values[i] ? values[i] : "", h);
+        h = px_hash_byte(h, 0xff); /* ("a","bc") is not ("ab","c") */
     }
     return h;
 }

@@ -30,6 +30,7 @@
 
 #include "gateway.h"
 #include "phuxanh/clock.h"
+#include "phuxanh/hash.h"
 
 /* Bearer tokens we accept: long enough to be unguessable when made by pxctl or quickstart
  * (32 random bytes, base64url), short enough to bound the work a stranger can cause. */
@@ -315,11 +316,7 @@ fail:
  * empty one where it goes; NULL when the table is full of other names. */
 static s_bucket_t *s_bucket_slot(s_bucket_t *table, size_t cap, const char *name)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    }
-    size_t i = (size_t)(h % cap);
+    size_t i = (size_t)(px_hash_str(name, PX_HASH_SEED) % cap);
     for (size_t probes = 0; probes < cap; probes++, i = (i + 1) % cap) {
         if (!table[i].name[0] || strcmp(table[i].name, name) == 0) {
             return &table[i];

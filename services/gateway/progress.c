@@ -33,6 +33,7 @@
 
 #include "gateway.h"
 #include "phuxanh/clock.h"
+#include "phuxanh/hash.h"
 #include "phuxanh/json.h"
 
 /* Distinct (campaign, unit) pairs kept: a dashboard asks for a province, its districts and
@@ -60,11 +61,7 @@ struct gw_progress_t {
 
 static size_t s_slot(const char *key)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = key; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    }
-    return (size_t)(h % SLOTS);
+    return (size_t)(px_hash_str(key, PX_HASH_SEED) % SLOTS);
 }
 
 static bool s_key(char *key, const char *campaign, const char *unit)

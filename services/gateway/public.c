@@ -28,6 +28,7 @@
 #include "gateway.h"
 #include "phuxanh/activation/v1/activation.pb-c.h"
 #include "phuxanh/clock.h"
+#include "phuxanh/hash.h"
 
 #define PATH_GET_PROGRESS "/phuxanh.activation.v1.ActivationService/GetProgress"
 /* Distinct (campaign, unit) answers kept; client addresses rate-limited at once. */
@@ -57,11 +58,7 @@ struct gw_public_t {
 
 static uint64_t s_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
+    return px_hash_str(s, PX_HASH_SEED);
 }
 
 gw_public_t *gw_public_new(const gw_public_opts_t *opts)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "phuxanh/hash.h"
+
 #include "gateway.h"
 
 /* province > district > ward > neighborhood: four levels; a little room beyond. */
@@ -36,11 +38,7 @@ struct gw_units_t {
 
 static uint64_t s_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
+    return px_hash_str(s, PX_HASH_SEED);
 }
 
 static const s_unit_t *s_find(const s_table_t *t, const char *code)

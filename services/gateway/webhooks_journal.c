@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "phuxanh/hash.h"
 #include "phuxanh/log.h"
 #include "webhooks_int.h"
 
@@ -96,11 +97,7 @@ static char s_tomb; /* marks a deleted slot */
 
 static uint64_t s_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
+    return px_hash_str(s, PX_HASH_SEED);
 }
 
 /* The slot holding key, or else the first free one on its path (a tombstone if passed). */

@@ -1,6 +1,8 @@
 /* test_text.c - text, day and phone checks at the API's edge. */
+#include <stdint.h>
 #include <string.h>
 
+#include "phuxanh/hash.h"
 #include "phuxanh/text.h"
 #include "px_test.h"
 
@@ -80,10 +82,24 @@ static void test_phone(void)
     PX_CHECK(!px_phone_vn_normalize("", out));
 }
 
+/* FNV-1a's published vectors, and values pinned for PX_HASH_SEED: lock ids depend on them, so
+ * a change of function or seed must fail here before it reaches a database. */
+static void test_hash(void)
+{
+    PX_CHECK(px_hash_str("", PX_HASH_FNV_BASIS) == 0xcbf29ce484222325ULL);
+    PX_CHECK(px_hash_str("a", PX_HASH_FNV_BASIS) == 0xaf63dc4c8601ec8cULL);
+    PX_CHECK(px_hash_str("foobar", PX_HASH_FNV_BASIS) == 0x85944171f73967e8ULL);
+    PX_CHECK(px_hash_str("25966", PX_HASH_SEED) == 0x893602118ed69219ULL);
+    PX_CHECK(px_hash_str("bc", px_hash_str("a", PX_HASH_SEED)) == 0xe16801510db89efdULL);
+    /* Chained with a separator, ("a","bc") and ("ab","c") differ. */
+    uint64_t x = px_hash_str("bc", px_hash_byte(px_hash_str("a", PX_HASH_SEED), 0xff));
+    uint64_t y = px_hash_str("c", px_hash_byte(px_hash_str("ab", PX_HASH_SEED), 0xff));
+    PX_CHECK(x != y);
+}
+
 static const px_test_case_t s_cases[] = {
-    {"utf8", test_utf8}, {"text_check", test_text_check},
-    {"days", test_days}, {"phone", test_phone},
-    {NULL, NULL},
+    {"hash", test_hash}, {"utf8", test_utf8},   {"text_check", test_text_check},
+    {"days", test_days}, {"phone", test_phone}, {NULL, NULL},
 };
 
 int main(int argc, char **argv)
