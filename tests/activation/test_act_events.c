@@ -214,6 +214,25 @@ static void test_idempotency_key(void)
     for (int i = 0; i < 6; i++) {
         act_event_free(ev[i]);
     }
+    /* A key twice within one batch with another payload (citizen, ward, stage): the second is
+     * the first event again, answered as it, and nothing of its own payload is counted. */
+    Phuxanh__Activation__V1__ActivationEvent *two[2] = {
+        act_event("c0", s_id(200), "25747", COLLECTED, 0),
+        act_event("c0", s_id(201), "25975", ACTIVATED, 5),
+    };
+    r = act_record(&F, two, 2, &st);
+    PX_REQUIRE(r);
+    PX_CHECK_INT_EQ(r->recorded, 1);
+    PX_CHECK_INT_EQ(r->duplicates, 1);
+    PX_CHECK(!r->results[0]->duplicate && r->results[1]->duplicate);
+    PX_CHECK_INT_EQ(r->results[1]->code, 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    PX_CHECK_INT_EQ(s_tot("25747", COLLECTED), 1);
+    PX_CHECK_INT_EQ(s_tot("25975", COLLECTED), 0);
+    PX_CHECK_INT_EQ(s_tot("25975", ACTIVATED), 0);
+    PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM events"), 7);
+    act_event_free(two[0]);
+    act_event_free(two[1]);
     s_stop();
 }
 

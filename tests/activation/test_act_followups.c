@@ -455,6 +455,28 @@ static void test_person_methods_need_a_reader(void)
             protobuf_c_message_free_unpacked(reply, NULL);
         }
     }
+    /* Names are matched whole: a prefix or an extension of a reader's name is not that reader
+     * (the list is activation-test,gateway). */
+    static const char *const near[] = {"activation", "activation-test2", "gate", "gateway-",
+                                       "Gateway"};
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        px_rpc_client_opts_t no = {.caller = near[i]};
+        px_rpc_client_t *c = px_rpc_client_new(F.proc.endpoint, &no, &st);
+        PX_REQUIRE(c);
+        ProtobufCMessage *reply = NULL;
+        px_rpc_call_opts_t co = {.timeout_ms = 10000};
+        px_code_t code = px_rpc_client_call(
+            c, "/phuxanh.activation.v1.ActivationService/ListFollowUps", &lf.base,
+            &phuxanh__activation__v1__list_follow_ups_response__descriptor, &reply, &co, &st);
+        if (code != PX_PERMISSION_DENIED) {
+            fprintf(stderr, "  caller \"%s\" got %d\n", near[i], (int)code);
+        }
+        PX_CHECK_INT_EQ(code, PX_PERMISSION_DENIED);
+        if (reply) {
+            protobuf_c_message_free_unpacked(reply, NULL);
+        }
+        px_rpc_client_destroy(&c);
+    }
     PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM audit"), audits);
     /* The follow-up is still open and the citizen still known: nothing was done. */
     PX_CHECK_INT_EQ(act_sql_int(&F, "SELECT count(*) FROM follow_ups WHERE resolved_at IS NULL"),
