@@ -608,19 +608,12 @@ static px_code_t s_upsert_waves(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
         (Phuxanh__Roster__V1__BatchUpsertResponse *)reply;
     size_t n = req->n_waves;
     bool done = false;
-    px_code_t start = roster_upsert_start(ctx, "waves", n, req->validate_only, rep, &done);
-    if (start != PX_OK || done) {
-        return start;
-    }
     roster_errors_t e;
-    px_status_t st;
-    if (!roster_errors_init(&e, ctx, n)) {
-        return s_oom(ctx);
+    px_code_t code = roster_upsert_start(ctx, "waves", n, req->validate_only, rep, &e, &done);
+    if (code != PX_OK || done) {
+        return code;
     }
-    if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    px_code_t code = roster_waves_apply(ctx, req->waves, n, &e, rep);
+    code = roster_waves_apply(ctx, req->waves, n, &e, rep);
     if (code != PX_OK) {
         return code;
     }

@@ -36,7 +36,8 @@ px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st)
 }
 
 px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
-                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, bool *done)
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, roster_errors_t *e,
+                              bool *done)
 {
     *done = n == 0;
     if (n > ROSTER_MAX_BATCH) {
@@ -44,6 +45,16 @@ px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bo
                            n, ROSTER_MAX_BATCH);
     }
     rep->committed = n == 0 && !validate_only;
+    if (*done) {
+        return PX_OK;
+    }
+    if (!roster_errors_init(e, ctx, n)) {
+        return px_rpc_fail(ctx, PX_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    px_status_t st;
+    if (px_db_begin(px_rpc_ctx_db(ctx), &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
     return PX_OK;
 }
 

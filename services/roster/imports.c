@@ -138,6 +138,35 @@ static px_code_t s_owner_check(px_rpc_ctx_t *ctx, const char *id, const char *ow
     return PX_OK;
 }
 
+/* Opens the call's transaction and takes the open import `id` with stmt (which locks it and
+ * answers its owner): PX_OK with *found false when there is no such open import, PX_OK with
+ * *found true when it is the caller's, and the call failed otherwise. */
+static px_code_t s_take_import(px_rpc_ctx_t *ctx, const px_db_stmt_t *stmt, const char *id,
+                               bool *found)
+{
+    px_db_t *db = px_rpc_ctx_db(ctx);
+    px_status_t st;
+    PGresult *res = NULL;
+    const char *p[1] = {id};
+    *found = false;
+    if (px_db_begin(db, &st) != PX_OK || px_db_execp(db, stmt, 1, p, &res, &st) != PX_OK) {
+        return roster_db_fail(ctx, &st);
+    }
+    char owner[256] = "";
+    *found = PQntuples(res) > 0;
+    if (*found) {
+        snprintf(owner, sizeof owner, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return *found ? s_owner_check(ctx, id, owner) : PX_OK;
+}
+
+static px_code_t s_no_open_import(px_rpc_ctx_t *ctx, const char *id)
+{
+    return px_rpc_fail(ctx, PX_NOT_FOUND,
+                       "import_id: no open import %s (committed, aborted or expired)", id);
+}
+
 static void *s_pb_alloc(void *data, size_t size)
 {
     return px_rpc_ctx_alloc(data, size);
@@ -269,25 +298,16 @@ static px_code_t s_stage_rows(px_rpc_ctx_t *ctx, const ProtobufCMessage *request
         return s_oom(ctx);
     }
 
+    bool found;
+    if ((code = s_take_import(ctx, &s_touch, req->import_id, &found)) != PX_OK) {
+        return code;
+    }
+    if (!found) {
+        return s_no_open_import(ctx, req->import_id);
+    }
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     PGresult *res = NULL;
-    const char *id[1] = {req->import_id};
-    if (px_db_begin(db, &st) != PX_OK || px_db_execp(db, &s_touch, 1, id, &res, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return px_rpc_fail(ctx, PX_NOT_FOUND,
-                           "import_id: no open import %s (committed, aborted or expired)",
-                           req->import_id);
-    }
-    char owner[256];
-    snprintf(owner, sizeof owner, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if ((code = s_owner_check(ctx, req->import_id, owner)) != PX_OK) {
-        return code;
-    }
     char kind_s[12], first[12];
     snprintf(kind_s, sizeof kind_s, "%d", kind);
     snprintf(first, sizeof first, "%d", req->first_index);
@@ -501,25 +521,17 @@ static px_code_t s_commit_import(px_rpc_ctx_t *ctx, const ProtobufCMessage *requ
                                expected[k], IMPORT_MAX_ROWS);
         }
     }
+    bool found;
+    if ((code = s_take_import(ctx, &s_claim, req->import_id, &found)) != PX_OK) {
+        return code;
+    }
+    if (!found) {
+        return s_no_open_import(ctx, req->import_id);
+    }
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
     PGresult *res = NULL;
     const char *id[1] = {req->import_id};
-    if (px_db_begin(db, &st) != PX_OK || px_db_execp(db, &s_claim, 1, id, &res, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return px_rpc_fail(ctx, PX_NOT_FOUND,
-                           "import_id: no open import %s (committed, aborted or expired)",
-                           req->import_id);
-    }
-    char owner[256];
-    snprintf(owner, sizeof owner, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if ((code = s_owner_check(ctx, req->import_id, owner)) != PX_OK) {
-        return code;
-    }
 
     /* What was staged must be exactly what the client sent. */
     long staged[IMPORT_KINDS + 1] = {0}, top[IMPORT_KINDS + 1] = {0};
@@ -594,25 +606,13 @@ static px_code_t s_abort_import(px_rpc_ctx_t *ctx, const ProtobufCMessage *reque
     if (code != PX_OK) {
         return code;
     }
+    bool found;
+    if ((code = s_take_import(ctx, &s_claim, req->import_id, &found)) != PX_OK || !found) {
+        return code; /* not found: already ended, and aborting twice is not an error */
+    }
     px_db_t *db = px_rpc_ctx_db(ctx);
     px_status_t st;
-    PGresult *res = NULL;
     const char *id[1] = {req->import_id};
-    if (px_db_begin(db, &st) != PX_OK || px_db_execp(db, &s_claim, 1, id, &res, &st) != PX_OK) {
-        return roster_db_fail(ctx, &st);
-    }
-    int found = PQntuples(res);
-    char owner[256] = "";
-    if (found) {
-        snprintf(owner, sizeof owner, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    if (!found) {
-        return PX_OK; /* already ended: aborting twice is not an error */
-    }
-    if ((code = s_owner_check(ctx, req->import_id, owner)) != PX_OK) {
-        return code;
-    }
     if (px_db_execp(db, &s_delete, 1, id, NULL, &st) != PX_OK || px_db_commit(db, &st) != PX_OK) {
         return roster_db_fail(ctx, &st);
     }

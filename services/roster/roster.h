@@ -55,11 +55,6 @@ px_code_t roster_audit(px_rpc_ctx_t *ctx, const char *detail_json);
 /* Turns a database failure into the call's status (message kept, UNAVAILABLE stays). */
 px_code_t roster_db_fail(px_rpc_ctx_t *ctx, const px_status_t *st);
 
-/* The start every batch upsert shares: INVALID_ARGUMENT ("<field>: N rows, at most ...") for a
- * batch over ROSTER_MAX_BATCH; an empty one is answered at once (nothing to write, so all of it
- * is committed unless validate_only), *done set. */
-px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
-                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, bool *done);
 /* The write every batch upsert shares, inside the caller's open transaction: runs stmt (one
  * row: inserted, updated) for n rows, fills rep's counts and audits a batch that changed
  * something. Commits nothing: an import applies several kinds in one transaction. */
@@ -102,6 +97,13 @@ typedef struct {
 
 /* Ready for a batch of n rows (n > 0); false when out of memory. */
 bool roster_errors_init(roster_errors_t *e, px_rpc_ctx_t *ctx, size_t n);
+/* The start every batch upsert shares: INVALID_ARGUMENT ("<field>: N rows, at most ...") for a
+ * batch over ROSTER_MAX_BATCH; an empty one is answered at once (nothing to write, so all of it
+ * is committed unless validate_only), *done set. Otherwise the row-error collector e is ready
+ * and the call's transaction open, for the kind's apply function and roster_upsert_end. */
+px_code_t roster_upsert_start(px_rpc_ctx_t *ctx, const char *field, size_t n, bool validate_only,
+                              Phuxanh__Roster__V1__BatchUpsertResponse *rep, roster_errors_t *e,
+                              bool *done);
 /* Refuses row with a message that does not repeat the field (the RowError names it); a row
  * already refused keeps its first error. */
 void roster_row_fail(roster_errors_t *e, size_t row, const char *field, px_code_t code,
