@@ -58,20 +58,36 @@ static double s_reconnects(px_rpc_client_t *c)
     return v;
 }
 
+/* px-testd with `workers` workers on a database of its own (named from prefix; *url is its
+ * URL, the caller's to free), once it says SERVING: a client for it, or NULL. */
+static px_rpc_client_t *s_serve(const char *prefix, const char *workers, testd_t *srv, char **url)
+{
+    *url = px_test_db_new(prefix);
+    if (!*url) {
+        return NULL;
+    }
+    char arg[512];
+    snprintf(arg, sizeof arg, "--db-url=%s", *url);
+    const char *extra[] = {arg, workers, NULL};
+    if (testd_start(srv, NULL, extra) != 0) {
+        return NULL;
+    }
+    px_status_t st;
+    px_rpc_client_t *c = px_rpc_client_new(srv->endpoint, NULL, &st);
+    if (c && s_wait_health(c, SERVING) != SERVING) {
+        px_rpc_client_destroy(&c);
+    }
+    return c;
+}
+
 static void test_health_follows_database(void)
 {
-    char *url = px_test_db_new("health");
-    PX_REQUIRE(url);
-    const char *dbname = strrchr(url, '/') + 1;
-    char arg[512];
-    snprintf(arg, sizeof arg, "--db-url=%s", url);
-    const char *extra[] = {arg, "--workers=2", NULL};
+    char *url = NULL;
     testd_t srv;
-    PX_REQUIRE(testd_start(&srv, NULL, extra) == 0);
-    px_status_t st;
-    px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
+    px_rpc_client_t *c = s_serve("health", "--workers=2", &srv, &url);
     PX_REQUIRE(c);
-    PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+    const char *dbname = strrchr(url, '/') + 1;
+    px_status_t st;
     PX_CHECK(s_reconnects(c) == 0);
 
     char sql[512];
@@ -119,18 +135,12 @@ static int s_sleeping(const char *dbname)
  * passes (not left running for nobody), and the worker's connection serves the next call. */
 static void test_deadline_cancels_database_work(void)
 {
-    char *url = px_test_db_new("deadline");
-    PX_REQUIRE(url);
-    const char *dbname = strrchr(url, '/') + 1;
-    char arg[512];
-    snprintf(arg, sizeof arg, "--db-url=%s", url);
-    const char *extra[] = {arg, "--workers=1", NULL};
+    char *url = NULL;
     testd_t srv;
-    PX_REQUIRE(testd_start(&srv, NULL, extra) == 0);
-    px_status_t st;
-    px_rpc_client_t *c = px_rpc_client_new(srv.endpoint, NULL, &st);
+    px_rpc_client_t *c = s_serve("deadline", "--workers=1", &srv, &url);
     PX_REQUIRE(c);
-    PX_CHECK_INT_EQ(s_wait_health(c, SERVING), SERVING);
+    const char *dbname = strrchr(url, '/') + 1;
+    px_status_t st;
 
     Phuxanh__Test__V1__EchoRequest req = PHUXANH__TEST__V1__ECHO_REQUEST__INIT;
     req.db_sleep_ms = 8000;
